@@ -1,0 +1,205 @@
+"""
+One normalised record per Kubernetes Event.
+
+The API gives an event's times and count in different fields depending on who
+wrote it: the old recorder fills ``firstTimestamp``/``lastTimestamp``/``count``,
+the events.k8s.io/v1 broadcaster fills ``eventTime`` and ``series`` and leaves
+the others null. A record says the same thing either way, so readers never see
+a null "last seen" or a year-1 date, and the order is the same for both.
+
+The record's JSON is serialised once, here, at ingest; serving a ``latest``
+request then only joins prepared bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import sys
+from typing import Any
+
+import orjson
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+# Values that repeat across thousands of records; one shared string each.
+_intern = sys.intern
+
+
+class Record:
+    """
+    An event as the store keeps it: sort and filter fields plus its JSON.
+
+    ``doc`` is the record's JSON object, ready for the wire. The other fields are
+    the few that the order index and the filters read, kept outside the JSON so
+    that a query never parses it.
+    """
+
+    __slots__ = (
+        "namespace",
+        "name",
+        "type",
+        "reason",
+        "kind",
+        "object_name",
+        "last_seen_us",
+        "resource_version",
+        "deleted",
+        "listed",
+        "doc",
+    )
+
+    namespace: str
+    name: str
+    type: str
+    reason: str
+    kind: str
+    object_name: str
+    last_seen_us: int
+    resource_version: int
+    deleted: bool
+    listed: int
+    doc: bytes
+
+    def sort_key(self) -> tuple[int, int, str, str]:
+        """Order by last seen, then resourceVersion, then namespace and name."""
+        return (self.last_seen_us, self.resource_version, self.namespace, self.name)
+
+    def mark_deleted(self) -> None:
+        """Mark the record as gone from the cluster, keeping every other value."""
+        if self.deleted:
+            return
+        fields = orjson.loads(self.doc)
+        fields["deleted"] = True
+        self.doc = orjson.dumps(fields)
+        self.deleted = True
+
+
+def build_record(obj: dict[str, Any], *, deleted: bool = False) -> Record:
+    """
+    Normalise one Event object, core/v1 or events.k8s.io/v1, into a record.
+
+    Raises ``KeyError`` or ``TypeError`` when the object has no metadata name,
+    which the caller treats as a malformed frame.
+    """
+    metadata = obj["metadata"]
+    namespace = _intern(metadata.get("namespace") or "")
+    name: str = metadata["name"]
+    if not isinstance(name, str) or not name:
+        raise TypeError("an event without a metadata.name")
+
+    involved = obj.get("involvedObject") or obj.get("regarding") or {}
+    source = obj.get("source") or obj.get("deprecatedSource") or {}
+    series = obj.get("series") or {}
+    created = metadata.get("creationTimestamp")
+    event_time = obj.get("eventTime")
+    first_timestamp = obj.get("firstTimestamp") or obj.get("deprecatedFirstTimestamp")
+    last_timestamp = obj.get("lastTimestamp") or obj.get("deprecatedLastTimestamp")
+
+    # kubectl's rule (series, lastTimestamp, eventTime), extended with the first
+    # and creation times so that no event sorts, or shows, as the zero time.
+    last_seen, last_seen_us = _first_time(
+        series.get("lastObservedTime"),
+        last_timestamp,
+        event_time,
+        first_timestamp,
+        created,
+    )
+    first_seen, _ = _first_time(first_timestamp, event_time, created)
+
+    count = series.get("count") if series else None
+    if not count:
+        count = obj.get("count") or obj.get("deprecatedCount") or 1
+
+    kind = _intern(involved.get("kind") or "")
+    object_name = involved.get("name") or ""
+    event_type = _intern(obj.get("type") or "")
+    reason = _intern(obj.get("reason") or "")
+    resource_version = metadata.get("resourceVersion") or ""
+    fields = {
+        "namespace": namespace,
+        "name": name,
+        "uid": metadata.get("uid") or "",
+        "type": event_type,
+        "reason": reason,
+        "message": obj.get("message", obj.get("note")) or "",
+        "action": obj.get("action") or "",
+        "object": {
+            "kind": kind,
+            "namespace": involved.get("namespace") or "",
+            "name": object_name,
+            "uid": involved.get("uid") or "",
+            "api_version": involved.get("apiVersion") or "",
+            "field_path": involved.get("fieldPath") or "",
+        },
+        "source": {
+            "component": source.get("component")
+            or obj.get("reportingComponent")
+            or obj.get("reportingController")
+            or "",
+            "host": source.get("host") or obj.get("reportingInstance") or "",
+        },
+        "first_seen": first_seen,
+        "last_seen": last_seen,
+        "count": count,
+        "resource_version": resource_version,
+        "deleted": deleted,
+    }
+
+    record = Record()
+    record.namespace = namespace
+    record.name = name
+    record.type = event_type
+    record.reason = reason
+    record.kind = kind
+    record.object_name = object_name
+    record.last_seen_us = last_seen_us
+    record.resource_version = parse_resource_version(resource_version)
+    record.deleted = deleted
+    record.listed = 0
+    record.doc = orjson.dumps(fields)
+    return record
+
+
+def parse_resource_version(value: str) -> int:
+    """
+    Return a resourceVersion as a number for ordering, or 0 if it is not one.
+
+    The API calls resourceVersions opaque, but every etcd-backed server sends
+    the etcd revision, a decimal integer; comparing them as strings would put
+    "1000" before "999".
+    """
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_time(value: str) -> int:
+    """
+    Return an RFC 3339 time as microseconds since the epoch.
+
+    Events in a burst share their second-precision timestamps, so a small cache
+    saves most of the parsing during a list or a storm of updates.
+    """
+    moment = datetime.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _first_time(*candidates: object) -> tuple[str, int]:
+    # Some writers send the zero time as "0001-01-01T00:00:00Z" instead of null;
+    # anything at or before the epoch counts as unset.
+    for candidate in candidates:
+        if not isinstance(candidate, str) or not candidate:
+            continue
+        try:
+            moment = parse_time(candidate)
+        except ValueError:
+            continue
+        if moment > 0:
+            return candidate, moment
+    return "", 0
