@@ -164,7 +164,9 @@ class ScriptedApiServer:
         limit = int(params.get("limit") or 0) or len(step.items) or 1
         page = offset // limit + 1
         if step.expire_on_page == page:
+            # The token expired: the client must list again, and gets this step anew.
             step.expire_on_page = None
+            self.script.insert(0, step)
             return _status(
                 410,
                 "Expired",

@@ -359,7 +359,9 @@ async def test_C17_big_initial_list_restarts_on_expired_continue(run_collector):
     ]
     async with run_collector(script) as harness:
         replies = []
+        deadline = asyncio.get_running_loop().time() + 30
         while not harness.store.synced:
+            assert asyncio.get_running_loop().time() < deadline, "never synced"
             replies.append(
                 json.loads(await harness.raw(b'{"op":"latest","limit":1}\n'))
             )
