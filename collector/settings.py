@@ -99,6 +99,15 @@ def parse_duration(value: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except where the help already says what "unset" means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     def twin(flag: str, default: str) -> str:
         return env.get("EVENT_COLLECTOR_" + flag.upper().replace("-", "_"), default)
@@ -116,21 +125,23 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "e.g. EVENT_COLLECTOR_MAX_EVENTS=20000. Exit codes: 0 stopped by a "
             "signal, 1 crashed, 2 bad settings or credentials."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--kubeconfig",
         default=twin("kubeconfig", env.get("KUBECONFIG", "")),
-        help="kubeconfig file (e.g. kubeadm's admin.conf). Unset: $KUBECONFIG, then "
-        "the in-cluster service account, then ~/.kube/config",
+        help="kubeconfig file, e.g. kubeadm's admin.conf (default: $KUBECONFIG, "
+        "else the in-cluster service account, else ~/.kube/config)",
     )
     parser.add_argument(
-        "--context", default=twin("context", ""), help="kubeconfig context to use"
+        "--context",
+        default=twin("context", ""),
+        help="kubeconfig context to use (default: its current-context)",
     )
     parser.add_argument(
         "--namespace",
         default=twin("namespace", ""),
-        help="watch one namespace only (needs just a Role); empty: all namespaces",
+        help="watch one namespace only (needs just a Role) (default: all namespaces)",
     )
     parser.add_argument(
         "--socket",
@@ -148,8 +159,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--max-events",
         type=int,
         default=twin("max-events", "50000"),
-        help="records kept at most, the oldest dropped first; about 1 KiB of "
-        "memory each",
+        help="records kept at most, the oldest dropped first; each costs about "
+        "1.3 KiB of memory on top of the ~75 MiB the process starts with",
     )
     parser.add_argument(
         "--max-connections",
