@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from collector import kube
+from collector.errors import ConfigError
 from collector.memory import release_free_memory
 from collector.serving import EventServer
 from collector.settings import Settings
@@ -80,6 +81,10 @@ async def run(settings: Settings) -> None:
                 await server.close()
                 watching.cancel()
                 pruning.cancel()
+        except* ConfigError as refused:
+            # The watcher gave up on credentials that cannot work: report that as
+            # the bad setting it is (exit 2), not as a crash inside the group.
+            raise refused.exceptions[0] from None
         finally:
             await server.close()
     logger.info("Stopped.")

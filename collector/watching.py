@@ -13,6 +13,12 @@ Three layers, each testable on its own:
   is how the API server answers a stale resourceVersion for events when their
   watch cache is off.
 
+Credentials the API server refuses (401 or 403) before the first list ever
+succeeded are not a blip to back off from: the RBAC or the token is wrong, so
+``run`` gives up with a ``ConfigError`` that says which permission is missing.
+After a first sync the same answers are backed off from like any other, so a
+revoked or expiring token leaves the last known events served.
+
 Frames are split on newlines here and parsed with orjson; a frame cut off by a
 dropped connection is never parsed, and the watch resumes before it.
 """
@@ -28,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from collector.errors import ApiError, ApiUnavailable, ResourceGone
+from collector.errors import ApiError, ApiUnavailable, ConfigError, ResourceGone
 from collector.kube import EventsApi, status_error
 from collector.memory import release_free_memory
 from collector.store import EventStore
@@ -44,6 +50,8 @@ STALE_CLOSES_BEFORE_RELIST = 2
 LIST_RESTARTS = 3
 # Etcd refuses requests over 1.5 MiB, so no real frame comes near this.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+# Unauthorized and Forbidden: answers that retrying the same credentials never changes.
+ACCESS_DENIED_STATUSES = frozenset({401, 403})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,15 +113,25 @@ class Watcher:
         self.last_error = ""
         self.last_error_at = 0.0
         self.last_sync_seconds = 0.0
+        self.synced_once = False
 
     async def run(self) -> None:
-        """List, watch until a relist is needed, repeat; back off after failures."""
+        """
+        List, watch until a relist is needed, repeat; back off after failures.
+
+        Raises ``ConfigError`` if the API server refuses the credentials before
+        the first list succeeded.
+        """
         while True:
             try:
                 await self.list_events()
                 await self.watch_events()
                 level, reason = logging.INFO, "the watch's resourceVersion expired"
-            except (ApiError, ApiUnavailable) as exc:
+            except ApiError as exc:
+                if exc.status in ACCESS_DENIED_STATUSES and not self.synced_once:
+                    raise access_denied(exc, namespace=self.api.namespace) from exc
+                level, reason = logging.WARNING, self._note_error(exc)
+            except ApiUnavailable as exc:
                 level, reason = logging.WARNING, self._note_error(exc)
 
             delay = self.backoff.next_delay()
@@ -138,6 +156,7 @@ class Watcher:
 
         gone = self.store.finish_list()
         release_free_memory()
+        self.synced_once = True
         self.last_sync_seconds = time.monotonic() - started
         logger.info(
             "Synced with %d events in %.2f s at resourceVersion %s; %d gone since.",
@@ -290,3 +309,29 @@ class Watcher:
         self.last_error = str(exc)
         self.last_error_at = time.time()
         return str(exc)
+
+
+def access_denied(error: ApiError, *, namespace: str) -> ConfigError:
+    """Explain a 401 or 403 on the first list: what is missing and how to grant it."""
+    if error.status == 401:
+        return ConfigError(
+            "unauthorized: the API server rejected the credentials; check the "
+            "kubeconfig's token or client certificate (a token made by `kubectl "
+            f"create token` expires). The API server said: {error.message}"
+        )
+    if namespace:
+        scope = f"in namespace {namespace!r}"
+        remedy = (
+            f"grant a Role with get, list and watch on events in {namespace!r} "
+            "(deploy/rbac-namespaced.yaml)"
+        )
+    else:
+        scope = "in all namespaces"
+        remedy = (
+            "grant a ClusterRole with get, list and watch on events "
+            "(deploy/rbac.yaml) or pass --namespace"
+        )
+    return ConfigError(
+        f"forbidden: cannot list events {scope}; {remedy}. "
+        f"The API server said: {error.message}"
+    )

@@ -1,0 +1,1 @@
+"""An example Django site that shows the latest Kubernetes events from the collector."""
