@@ -166,6 +166,9 @@ class EventServer:
             logger.warning(
                 "Closed a client that read nothing for %.0f s.", WRITE_TIMEOUT_SECONDS
             )
+            # NB: close() would wait, with the socket open, for the unread answers
+            # to flush; abort() drops them and frees the connection now.
+            writer.transport.abort()
             return False
         return True
 
