@@ -201,8 +201,22 @@ class Client:
         if self._state is _State.CLOSED:
             raise CollectorError("the client is closed")
 
+        payload = json.dumps(request).encode() + b"\n"
+        reused = self._sock is not None
         try:
-            line = self._exchange(json.dumps(request).encode() + b"\n")
+            line = self._exchange(payload)
+        except CollectorUnavailable:
+            self._drop()
+            if not reused:
+                raise
+            # A kept connection may have been closed by a collector restart since
+            # the last call. Every request only reads, so asking again on a fresh
+            # connection is safe; a second failure is the real answer.
+            try:
+                line = self._exchange(payload)
+            except BaseException:
+                self._drop()
+                raise
         except BaseException:
             self._drop()
             raise

@@ -76,7 +76,8 @@ class EventServer:
         self.requests = 0
         self.rejected_connections = 0
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        # Each connection's task, with its reader so shutdown can end an idle read.
+        self._connections: dict[asyncio.Task[None], asyncio.StreamReader] = {}
         self._socket_inode = 0
 
     @property
@@ -106,6 +107,11 @@ class EventServer:
         self._remove_socket()
 
         if self._connections:
+            # An end of input lets every connection answer what it has already
+            # received and then finish; only a client that will not take its
+            # answers is still there when the grace period ends.
+            for reader in self._connections.values():
+                reader.feed_eof()
             _, pending = await asyncio.wait(
                 set(self._connections), timeout=SHUTDOWN_GRACE_SECONDS
             )
@@ -130,13 +136,13 @@ class EventServer:
             await _close(writer)
             return
 
-        self._connections.add(task)
+        self._connections[task] = reader
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             logger.debug("A client went away: %r", exc)
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             await _close(writer)
 
     async def _serve(

@@ -34,6 +34,7 @@ from client import (
     ProtocolError,
     RequestError,
 )
+from collector.serving import SHUTDOWN_GRACE_SECONDS
 from tests.collector_process import (
     REPO_ROOT,
     SAMPLE_LISTED,
@@ -290,6 +291,28 @@ def test_a_signal_stops_the_collector_cleanly(api_thread, tmp_path, short_dir, s
     assert f"Received {signal.Signals(signum).name}; stopping." in log
     assert "Stopped." in log
     assert "Traceback" not in log
+
+
+def test_stopping_with_an_idle_client_connected_is_prompt_and_clean(
+    api_thread, tmp_path, short_dir
+):
+    path = str(short_dir / "events.sock")
+    process, _ = start_collector(api_thread, workdir=tmp_path, socket_path=path)
+    idle = Client(path)
+    try:
+        idle.ping()
+        started = time.monotonic()
+        exit_code = process.stop(signal.SIGTERM)
+        took = time.monotonic() - started
+    finally:
+        idle.close()
+        process.kill()
+
+    assert exit_code == 0, process.log
+    # The idle connection is ended, not waited out for the whole grace period.
+    assert took < SHUTDOWN_GRACE_SECONDS, took
+    assert "Traceback" not in process.log
+    assert "Exception in callback" not in process.log
 
 
 def run_collector_command(*args: str) -> subprocess.CompletedProcess[str]:

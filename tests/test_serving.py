@@ -575,3 +575,27 @@ async def test_the_socat_example_answers_one_json_line(serve):
     answer = json.loads(stdout)
     assert answer["ok"] is True and answer["synced"] is True
     assert uids(answer) == expected_uids(3)
+
+
+async def test_a_kept_client_survives_a_collector_restart(socket_dir):
+    path = str(socket_dir / "restart.sock")
+    store = EventStore(max_records=10, retention_seconds=60)
+
+    def serve() -> EventServer:
+        return EventServer(store=store, stats=dict, socket_path=path, max_connections=4)
+
+    first = serve()
+    await first.start()
+    kept = Client(path)
+    try:
+        await asyncio.to_thread(kept.ping)
+        await first.close()
+        second = serve()
+        await second.start()
+        try:
+            # The kept connection is dead; the call must reconnect, not fail.
+            await asyncio.to_thread(kept.ping)
+        finally:
+            await second.close()
+    finally:
+        kept.close()
