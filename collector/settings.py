@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from client.protocol import DEFAULT_SOCKET_PATH
 
+MIN_WATCH_TIMEOUT_SECONDS = 5
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -64,8 +66,12 @@ def parse_settings(
     args = parser.parse_args(argv)
     if args.max_events < 1 or args.max_connections < 1 or args.page_size < 1:
         parser.error("--max-events, --max-connections and --page-size must be positive")
-    if args.watch_timeout < 1:
-        parser.error("--watch-timeout must be at least 1 second")
+    if args.watch_timeout < MIN_WATCH_TIMEOUT_SECONDS:
+        # Shorter watches end before the stale-close detection can tell a normal
+        # end from a refusal, and every one would count as a refusal.
+        parser.error(
+            f"--watch-timeout must be at least {MIN_WATCH_TIMEOUT_SECONDS} seconds"
+        )
 
     kubeconfig = args.kubeconfig or None
     if kubeconfig is None and not env.get("KUBERNETES_SERVICE_HOST"):

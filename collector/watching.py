@@ -126,6 +126,8 @@ class Watcher:
             try:
                 await self.list_events()
                 await self.watch_events()
+                # The store is behind the cluster until the relist finishes.
+                self.store.synced = False
                 level, reason = logging.INFO, "the watch's resourceVersion expired"
             except ApiError as exc:
                 if exc.status in ACCESS_DENIED_STATUSES and not self.synced_once:
@@ -192,10 +194,15 @@ class Watcher:
             except (ApiError, ApiUnavailable) as exc:
                 failure = self._note_error(exc)
 
-            if self.frames > frames_before:
+            # A watch that brought frames, or that the server kept open until its
+            # timeout, was healthy: what follows it starts from the shortest delay.
+            lasted = time.monotonic() - started
+            if self.frames > frames_before or (
+                failure is None and lasted >= STALE_CLOSE_SECONDS
+            ):
                 self.backoff.reset()
                 stale_closes = 0
-            elif failure is None and time.monotonic() - started < STALE_CLOSE_SECONDS:
+            elif failure is None:
                 stale_closes += 1
                 failure = "the watch closed at once without a frame"
                 if stale_closes >= STALE_CLOSES_BEFORE_RELIST:

@@ -52,6 +52,7 @@ class WatchStep:
     repeat: bool = False  # answer the same way while the watch asks from from_rv
     cut_after_bytes: int = 60
     split_inside: str | None = None  # write frames in two reads, split inside this
+    hold: float = 0.0  # seconds to stay open after the frames, before the end
     status: int = 200
 
 
@@ -226,6 +227,8 @@ class ScriptedApiServer:
         elif payload:
             await response.write(payload)
 
+        if step.hold:
+            await asyncio.sleep(step.hold)
         if step.end == "gone-410":
             await response.write(_line({"type": "ERROR", "object": GONE_STATUS}))
         elif step.end == "reset":

@@ -38,6 +38,7 @@ def test_environment_twins_apply_and_flags_win():
         pytest.param(["--retention", "soon"], id="bad-duration"),
         pytest.param(["--log-level", "loud"], id="bad-level"),
         pytest.param(["--watch-timeout", "0"], id="zero-watch-timeout"),
+        pytest.param(["--watch-timeout", "4"], id="watch-timeout-below-stale-close"),
     ],
 )
 def test_bad_values_exit_with_usage_code_2(argv, capsys):

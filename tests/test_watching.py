@@ -137,6 +137,36 @@ async def test_unreachable_api_server_is_retried_and_the_socket_still_answers(
         await api_client.close()
 
 
+async def test_a_410_after_a_healthy_quiet_watch_does_not_grow_the_backoff(
+    run_collector, monkeypatch, caplog
+):
+    # Events get no bookmarks: a quiet watch on a busy cluster meets a 410 at
+    # every reconnect after compaction, which is routine, not a failure streak.
+    monkeypatch.setattr("collector.watching.STALE_CLOSE_SECONDS", 0.1)
+    settings = WatchSettings(idle_timeout=5.0, min_backoff=0.05, max_backoff=10.0)
+    script = []
+    for cycle in range(4):
+        version = str(100 + cycle)
+        script += [
+            ListStep(version, [A]),
+            WatchStep(version, end="close", hold=0.2),
+            WatchStep(version, end="gone-410"),
+        ]
+    script += [ListStep("200", [A]), WatchStep("200")]
+
+    with caplog.at_level("INFO", logger="collector.watching"):
+        async with run_collector(script, settings=settings) as harness:
+            await harness.wait_for(lambda: len(harness.api.lists) == 5)
+
+    delays = [
+        float(record.getMessage().split()[3])
+        for record in caplog.records
+        if record.getMessage().startswith("Listing again in")
+    ]
+    assert len(delays) >= 4
+    assert max(delays) <= 0.1, delays
+
+
 def test_backoff_grows_to_a_bound_with_jitter_and_resets():
     backoff = Backoff(minimum=1.0, maximum=8.0)
     delays = [backoff.next_delay() for _ in range(8)]
