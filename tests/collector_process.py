@@ -1,10 +1,13 @@
 """
 A collector run the way an operator runs it: ``python -m collector`` in its own
-process, against the scripted API served from a thread of the test process.
+process, and the scripted API it can run against, served from a thread of the
+test process.
 
-The client tests use it to see the whole path (flags, signals, the socket file,
-the log) that in-process fixtures skip. The sample events are dated relative to
-now, so the ages the command line prints are known.
+``CollectorProcess`` is the one way tests and the benchmark start that process,
+whether on the scripted API, a real kube-apiserver or the benchmark's cluster:
+it shows the whole path (flags, signals, the socket file, the log) that
+in-process fixtures skip. The sample events are dated relative to now, so the
+ages the client's command line prints are known.
 """
 
 from __future__ import annotations
@@ -17,17 +20,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from client import Client, CollectorError
+import client
 from tests.events import core_event, frame
 from tests.fakeapi import ListStep, ScriptedApiServer, WatchStep
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_SECONDS = 30.0
+SYNC_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
+POLL_SECONDS = 0.05
+LOG_TAIL_LINES = 60
+
+# latest() is capped at the protocol's maximum; the test clusters hold far fewer.
+ALL_EVENTS = 5000
 
 
 def rfc3339(moment: datetime.datetime, *, micro: bool = False) -> str:
@@ -166,60 +174,159 @@ class ApiThread:
 
 
 class CollectorProcess:
-    """``python -m collector`` against one scripted API, logging to a file."""
+    """
+    ``python -m collector`` in its own process, its output going to a log file.
+
+    The same class runs the collector against the scripted API, a real
+    kube-apiserver or the benchmark's cluster: the caller gives the kubeconfig,
+    the socket and log paths, any further flags and, when the test's own
+    environment must not leak in, the environment. Every wait polls against a
+    deadline and fails with the end of the log, so a failure says why.
+    """
 
     def __init__(
-        self, *, kubeconfig: Path, socket_path: str, log_path: Path, args: list[str]
+        self,
+        *,
+        kubeconfig: Path,
+        socket_path: str,
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        client_timeout: float = client.DEFAULT_TIMEOUT,
     ) -> None:
         self.socket_path = socket_path
         self.log_path = log_path
-        command = [sys.executable, "-m", "collector", "--kubeconfig", str(kubeconfig)]
-        command += ["--socket", socket_path, "--log-level", "debug", *args]
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
+        # Debug logging shows every step in a failure's log; flags in
+        # extra_args come later and win, as the last occurrence does.
+        self.argv = [
+            sys.executable,
+            "-m",
+            "collector",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--socket",
+            socket_path,
+            "--log-level",
+            "debug",
+            *extra_args,
+        ]
+        self.env = None if env is None else dict(env)
+        self.client_timeout = client_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._paused = False
+
+    @property
+    def pid(self) -> int:
+        """Return the process id."""
+        return self._started().pid
+
+    def start(self) -> None:
+        """Start the process, its output appended to the log file."""
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
-                env=clean_environment(),
+                env=self.env,
             )
 
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def wait_synced(
+        self,
+        *,
+        within: float = SYNC_TIMEOUT_SECONDS,
+        records: int | None = None,
+        deleted: int | None = None,
+        poll: float = POLL_SECONDS,
+    ) -> dict[str, Any]:
+        """
+        Wait until the collector answers and has listed; return its stats.
 
-    def wait_ready(self, *, records: int, deleted: int = 0) -> dict[str, Any]:
-        """Wait until the collector answers, is synced and holds ``records``."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        With ``records`` or ``deleted`` it must also hold exactly that many
+        records, or deleted ones. An exit fails at once, not at the deadline.
+        """
+        wanted = {"synced": True, "records": records, "deleted": deleted}
+        wanted = {key: value for key, value in wanted.items() if value is not None}
+        deadline = time.monotonic() + within
         stats: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the collector exited with {self.process.returncode}:\n{self.log}"
-                )
+            self.assert_running()
             try:
-                with Client(self.socket_path) as collector:
-                    stats = collector.stats()
-            except CollectorError:
+                stats = self.stats()
+            except client.CollectorError:
                 stats = {}
-            if (stats.get("synced"), stats.get("records"), stats.get("deleted")) == (
-                True,
-                records,
-                deleted,
-            ):
+            if all(stats.get(key) == value for key, value in wanted.items()):
                 return stats
-            time.sleep(0.05)
-        raise AssertionError(f"the collector is not ready: {stats}\n{self.log}")
+            time.sleep(poll)
+        raise AssertionError(
+            f"the collector did not sync within {within:.0f} s: {stats}\n{self.tail()}"
+        )
 
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Send a signal and return the exit code."""
-        self.process.send_signal(signum)
-        return self.process.wait(STOP_TIMEOUT_SECONDS)
+    def assert_running(self) -> None:
+        """Fail with the log's tail if the process has exited."""
+        code = self._started().poll()
+        assert code is None, f"the collector exited with {code}:\n{self.tail()}"
+
+    def latest(self, limit: int = ALL_EVENTS, **filters: Any) -> client.EventList:
+        """Ask the collector for its latest events through the real client."""
+        return client.latest(
+            limit, socket_path=self.socket_path, timeout=self.client_timeout, **filters
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Return the collector's counters, over a fresh connection."""
+        with client.Client(self.socket_path, timeout=self.client_timeout) as collector:
+            return collector.stats()
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): its watch falls behind the cluster."""
+        os.kill(self.pid, signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Let a paused process run again (SIGCONT)."""
+        os.kill(self.pid, signal.SIGCONT)
+        self._paused = False
+
+    def stop(
+        self, signum: int = signal.SIGTERM, *, timeout: float = STOP_TIMEOUT_SECONDS
+    ) -> int | None:
+        """
+        Send ``signum`` and return the exit code; None if it never started.
+
+        A process that is still running after ``timeout`` is killed, and None
+        returned: a hung collector fails the caller's check of the exit code.
+        """
+        if self._process is None:
+            return None
+        if self._paused:
+            self.resume()
+        if self._process.poll() is None:
+            self._process.send_signal(signum)
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_SECONDS)
+        """Kill the process if it still runs (SIGKILL), and reap it."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(STOP_TIMEOUT_SECONDS)
+
+    def log(self) -> str:
+        """Return the whole log."""
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, *, lines: int = LOG_TAIL_LINES) -> str:
+        """Return the end of the log, for failure messages."""
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        assert self._process is not None, "the collector was not started"
+        return self._process
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
@@ -244,10 +351,12 @@ def start_collector(
         kubeconfig=kubeconfig,
         socket_path=socket_path,
         log_path=workdir / "collector.log",
-        args=list(args),
+        extra_args=args,
+        env=clean_environment(),
     )
+    process.start()
     try:
-        process.wait_ready(records=len(SAMPLE_NEWEST_FIRST), deleted=1)
+        process.wait_synced(records=len(SAMPLE_NEWEST_FIRST), deleted=1)
     except BaseException:
         process.kill()
         raise

@@ -264,7 +264,7 @@ def test_close_twice_is_safe_and_a_call_after_close_raises(collector):
 
 
 def test_the_collector_logs_serving_on_and_synced_with(collector):
-    log = collector.log
+    log = collector.log()
 
     assert f"Serving on {collector.socket_path}" in log
     assert f"Synced with {SAMPLE_LISTED} events" in log
@@ -285,7 +285,7 @@ def test_a_signal_stops_the_collector_cleanly(api_thread, tmp_path, short_dir, s
     finally:
         process.kill()
 
-    log = process.log
+    log = process.log()
     assert exit_code == 0, log
     assert not os.path.exists(path)
     assert f"Received {signal.Signals(signum).name}; stopping." in log
@@ -308,11 +308,11 @@ def test_stopping_with_an_idle_client_connected_is_prompt_and_clean(
         idle.close()
         process.kill()
 
-    assert exit_code == 0, process.log
+    assert exit_code == 0, process.log()
     # The idle connection is ended, not waited out for the whole grace period.
     assert took < SHUTDOWN_GRACE_SECONDS, took
-    assert "Traceback" not in process.log
-    assert "Exception in callback" not in process.log
+    assert "Traceback" not in process.log()
+    assert "Exception in callback" not in process.log()
 
 
 def run_collector_command(*args: str) -> subprocess.CompletedProcess[str]:

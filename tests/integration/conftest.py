@@ -23,7 +23,12 @@ from typing import Any
 import pytest
 
 from controlplane import ControlPlane, ControlPlaneError, build_binaries
-from tests.integration.helpers import CollectorProcess
+from tests.collector_process import CollectorProcess
+from tests.integration.helpers import (
+    POLL_INTERVAL_SECONDS,
+    STOP_TIMEOUT_SECONDS,
+    SYNC_TIMEOUT_SECONDS,
+)
 
 
 @pytest.fixture(scope="session")
@@ -92,18 +97,21 @@ def start_collector() -> Iterator[Callable[..., CollectorProcess]]:
     def start(kubeconfig: Path, *extra_args: str) -> CollectorProcess:
         directory = Path(tempfile.mkdtemp(prefix="ec-"))
         collector = CollectorProcess(
-            kubeconfig=kubeconfig, directory=directory, extra_args=extra_args
+            kubeconfig=kubeconfig,
+            socket_path=str(directory / "events.sock"),
+            log_path=directory / "collector.log",
+            extra_args=extra_args,
         )
         collector.start()
         started.append((collector, directory))
-        collector.wait_synced()
+        collector.wait_synced(within=SYNC_TIMEOUT_SECONDS, poll=POLL_INTERVAL_SECONDS)
         return collector
 
     yield start
 
     codes = {}
     for collector, directory in started:
-        codes[collector.pid] = collector.stop()
+        codes[collector.pid] = collector.stop(timeout=STOP_TIMEOUT_SECONDS)
         print(f"--- collector {collector.pid} log (end) ---\n{collector.tail()}")
         shutil.rmtree(directory, ignore_errors=True)
     assert all(code == 0 for code in codes.values()), f"exit codes by pid: {codes}"

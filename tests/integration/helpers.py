@@ -1,10 +1,11 @@
 """
-Helpers for the integration tests: the collector as a real process, Event
-manifests in both API shapes, and kubectl's view of the same events.
+Helpers for the integration tests: waits, Event manifests in both API shapes,
+and kubectl's view of the same events.
 
-The collector runs exactly as an operator would run it (``python -m collector``
-in its own process, talking to a real kube-apiserver), so a test can pause it,
-signal it and read its log. Every wait here polls against a deadline: the
+The collector itself runs as ``tests.collector_process.CollectorProcess``
+(``python -m collector`` in its own process, talking to a real kube-apiserver),
+so a test can pause it, signal it and read its log; conftest gives it the
+generous timeouts below. Every wait here polls against a deadline: the
 machine has two cores shared with other work, and a fixed sleep that passes on
 a quiet machine fails on a busy one.
 """
@@ -13,10 +14,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,10 +28,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_INTERVAL_SECONDS = 0.2
 SYNC_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
-LOG_TAIL_LINES = 60
-
-# latest() is capped at the protocol's maximum; the test clusters hold far fewer.
-ALL_EVENTS = 5000
 
 
 def eventually(check: Callable[[], T], *, within: float, what: str) -> T:
@@ -54,106 +47,6 @@ def eventually(check: Callable[[], T], *, within: float, what: str) -> T:
                     f"still not true after {within:.0f} s: {what}: {exc}"
                 ) from exc
         time.sleep(POLL_INTERVAL_SECONDS)
-
-
-class CollectorProcess:
-    """``python -m collector`` against one cluster, on a socket in ``directory``."""
-
-    def __init__(
-        self, *, kubeconfig: Path, directory: Path, extra_args: Sequence[str] = ()
-    ) -> None:
-        self.socket_path = str(directory / "events.sock")
-        self.log_path = directory / "collector.log"
-        self.argv = [
-            sys.executable,
-            "-m",
-            "collector",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--socket",
-            self.socket_path,
-            "--log-level",
-            "debug",
-            *extra_args,
-        ]
-        self._process: subprocess.Popen[bytes] | None = None
-        self._paused = False
-
-    @property
-    def pid(self) -> int:
-        """Return the process id."""
-        assert self._process is not None, "the collector was not started"
-        return self._process.pid
-
-    def start(self) -> None:
-        """Start the process, its output going to the log file."""
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-            )
-
-    def wait_synced(self, *, within: float = SYNC_TIMEOUT_SECONDS) -> None:
-        """Wait until the collector answers a ping and has listed the cluster."""
-
-        def synced() -> None:
-            self.assert_running()
-            with client.Client(self.socket_path) as collector:
-                collector.ping()
-                assert collector.stats()["synced"], "not synced yet"
-
-        eventually(synced, within=within, what=f"the collector synced\n{self.tail()}")
-
-    def assert_running(self) -> None:
-        """Fail with the log's tail if the process has exited."""
-        assert self._process is not None, "the collector was not started"
-        code = self._process.poll()
-        assert code is None, f"the collector exited with {code}:\n{self.tail()}"
-
-    def latest(self, limit: int = ALL_EVENTS, **filters: Any) -> client.EventList:
-        """Ask the collector for its latest events through the real client."""
-        return client.latest(limit, socket_path=self.socket_path, **filters)
-
-    def stats(self) -> dict[str, Any]:
-        """Return the collector's counters."""
-        with client.Client(self.socket_path) as collector:
-            return collector.stats()
-
-    def pause(self) -> None:
-        """Freeze the process (SIGSTOP): its watch falls behind the cluster."""
-        os.kill(self.pid, signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        """Let a paused process run again (SIGCONT)."""
-        os.kill(self.pid, signal.SIGCONT)
-        self._paused = False
-
-    def stop(self) -> int | None:
-        """Send SIGTERM and return the exit code; kill it if it hangs (None)."""
-        if self._process is None:
-            return None
-        if self._paused:
-            self.resume()
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-        try:
-            return self._process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-            return None
-
-    def log(self) -> str:
-        """Return the whole log."""
-        return self.log_path.read_text(errors="replace")
-
-    def tail(self, *, lines: int = LOG_TAIL_LINES) -> str:
-        """Return the end of the log, for failure messages."""
-        return "\n".join(self.log().splitlines()[-lines:])
 
 
 def iso_time(moment: datetime.datetime) -> str:

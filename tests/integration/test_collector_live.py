@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from controlplane import ControlPlane
+from tests.collector_process import CollectorProcess
 from tests.integration.helpers import (
-    CollectorProcess,
     cluster_events,
     core_event,
     create_namespace,

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from controlplane import ControlPlane, ControlPlaneError
+from tests.collector_process import CollectorProcess
 from tests.integration.helpers import (
-    CollectorProcess,
     cluster_events,
     event_key,
     eventually,
