@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 WRITE_TIMEOUT_SECONDS = 5.0
 # Shutdown lets requests in flight finish for at most this long.
 SHUTDOWN_GRACE_SECONDS = 2.0
+# A connection that sends no complete request for this long is closed, so idle
+# or half-sent connections cannot hold the --max-connections slots for ever.
+# Clients that keep a connection reconnect on their next call.
+IDLE_TIMEOUT_SECONDS = 300.0
 
 _PONG = b'{"ok":true,"pong":true}\n'
 
@@ -150,7 +154,11 @@ class EventServer:
     ) -> None:
         while True:
             try:
-                line = await reader.readline()
+                async with asyncio.timeout(IDLE_TIMEOUT_SECONDS):
+                    line = await reader.readline()
+            except TimeoutError:
+                logger.debug("Closed a client idle for %.0f s.", IDLE_TIMEOUT_SECONDS)
+                return
             except ValueError:
                 # StreamReader's limit: the line is longer than any request can be.
                 message = f"a request line is at most {MAX_REQUEST_BYTES} bytes"

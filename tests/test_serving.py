@@ -599,3 +599,34 @@ async def test_a_kept_client_survives_a_collector_restart(socket_dir):
             await second.close()
     finally:
         kept.close()
+
+
+async def test_an_idle_or_half_sent_connection_is_closed_after_the_idle_timeout(
+    socket_dir, monkeypatch
+):
+    monkeypatch.setattr(collector.serving, "IDLE_TIMEOUT_SECONDS", 0.2)
+    path = str(socket_dir / "idle.sock")
+    store = EventStore(max_records=10, retention_seconds=60)
+    server = EventServer(store=store, stats=dict, socket_path=path, max_connections=2)
+    await server.start()
+    try:
+        idle_reader, idle_writer = await asyncio.open_unix_connection(path)
+        half_reader, half_writer = await asyncio.open_unix_connection(path)
+        half_writer.write(b'{"op": "pi')
+        await half_writer.drain()
+
+        async with asyncio.timeout(5):
+            assert await idle_reader.read() == b""
+            assert await half_reader.read() == b""
+
+        # The slots are free again: a new client is served, not refused.
+        def ping() -> dict:
+            with Client(path) as fresh:
+                return fresh.request({"op": "ping"})
+
+        assert await asyncio.to_thread(ping) == {"ok": True, "pong": True}
+        for writer in (idle_writer, half_writer):
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        await server.close()
