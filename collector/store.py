@@ -10,18 +10,28 @@ Records outlive the API server's copy. A DELETED frame (TTL expiry) or an event
 missing from a relist marks the record deleted and keeps it; it goes only when
 it is older than the retention window or the store is over its size cap, the
 oldest first.
+
+Records keep their JSON deflated (see ``collector.record``). The JSON of the
+records served or written most recently stays inflated in a small LRU cache, so
+a reader polling the newest events costs a join of prepared bytes, and only a
+query that reaches deep into the store pays for inflating what it returns.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from collector.index import Entry, OrderIndex
 from collector.record import Record, build_record, parse_resource_version
 
 logger = logging.getLogger(__name__)
+
+# Records whose JSON stays inflated: a few pages of the web app's latest(100),
+# and what arrived since; about 1 KiB each.
+INFLATED_RECORDS = 2000
 
 
 class EventStore:
@@ -38,6 +48,7 @@ class EventStore:
         self._entries: dict[tuple[str, str], Entry] = {}
         self._index = OrderIndex()
         self._generation = 0
+        self._inflated: OrderedDict[Record, bytes] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -62,9 +73,10 @@ class EventStore:
                 old.listed = self._generation
                 return
 
-        record = build_record(obj, deleted=deleted)
+        record, document = build_record(obj, deleted=deleted)
         record.listed = self._generation
         self._put(key, record, old)
+        self._remember(record, document)
 
     def begin_list(self) -> None:
         """Start a (re)list: records not seen before ``finish_list`` are gone."""
@@ -79,6 +91,7 @@ class EventStore:
             if entry[4].listed != self._generation and not entry[4].deleted
         ]
         for record in missing:
+            self._inflated.pop(record, None)
             record.mark_deleted()
         self.deleted_count += len(missing)
 
@@ -104,7 +117,7 @@ class EventStore:
 
         if not (namespace or type or reason or kind or name or since_us is not None):
             for entry in self._index.newest():
-                docs.append(entry[4].doc)
+                docs.append(self._json(entry[4]))
                 if len(docs) == limit:
                     break
             return docs
@@ -123,7 +136,7 @@ class EventStore:
                 or (name and record.object_name != name)
             ):
                 continue
-            docs.append(record.doc)
+            docs.append(self._json(record))
             if len(docs) == limit:
                 break
         return docs
@@ -156,9 +169,24 @@ class EventStore:
             logger.debug("Evicted %d records.", len(victims))
         return len(victims)
 
+    def _json(self, record: Record) -> bytes:
+        document = self._inflated.get(record)
+        if document is None:
+            document = record.json()
+            self._remember(record, document)
+        else:
+            self._inflated.move_to_end(record)
+        return document
+
+    def _remember(self, record: Record, document: bytes) -> None:
+        self._inflated[record] = document
+        if len(self._inflated) > INFLATED_RECORDS:
+            self._inflated.popitem(last=False)
+
     def _put(self, key: tuple[str, str], record: Record, old: Record | None) -> None:
         if old is not None:
             self._index.remove(self._entries[key])
+            self._inflated.pop(old, None)
             self.deleted_count -= old.deleted
         self.deleted_count += record.deleted
 
@@ -174,4 +202,5 @@ class EventStore:
     def _drop(self, key: tuple[str, str]) -> None:
         entry = self._entries.pop(key)
         self._index.remove(entry)
+        self._inflated.pop(entry[4], None)
         self.deleted_count -= entry[4].deleted

@@ -10,7 +10,9 @@ from tests.events import core_event
 
 
 def fields(obj: dict, **kwargs) -> dict:
-    return orjson.loads(build_record(obj, **kwargs).doc)
+    record, document = build_record(obj, **kwargs)
+    assert orjson.loads(record.json()) == orjson.loads(document)
+    return orjson.loads(document)
 
 
 @pytest.mark.parametrize(
@@ -76,13 +78,25 @@ def test_event_without_a_name_is_rejected():
 
 
 def test_deleted_flag_is_part_of_the_record():
-    record = build_record(core_event("d"), deleted=True)
+    record, _ = build_record(core_event("d"), deleted=True)
     assert record.deleted is True
-    assert orjson.loads(record.doc)["deleted"] is True
+    assert orjson.loads(record.json())["deleted"] is True
 
-    live = build_record(core_event("d"))
+    live, before = build_record(core_event("d"))
     live.mark_deleted()
-    assert orjson.loads(live.doc)["deleted"] is True
+    after = orjson.loads(live.json())
+    assert after["deleted"] is True
+    assert after == {**orjson.loads(before), "deleted": True}
+
+
+def test_packed_json_is_a_fraction_of_the_json():
+    long_message = "".join(
+        f"\tat Handler{line}.call(Handler.java:{line})\n" for line in range(60)
+    )
+    for event in (core_event("short"), core_event("long", message=long_message)):
+        record, document = build_record(event)
+        assert record.json() == document
+        assert len(record.packed) < len(document) / 2
 
 
 @pytest.mark.parametrize(

@@ -184,3 +184,26 @@ def test_record_json_is_prepared_once_and_is_valid():
 
     [doc] = events.latest(1)
     assert json.loads(doc)["message"] == 'quotes " and \\ and\nnewlines'
+
+
+def test_records_past_the_inflated_cache_are_served_whole(monkeypatch):
+    monkeypatch.setattr("collector.store.INFLATED_RECORDS", 3)
+    events = store()
+    for minute in range(10):
+        events.apply(
+            core_event(
+                f"u{minute}", rv=str(10 + minute), last=f"2026-05-01T10:0{minute}:00Z"
+            )
+        )
+
+    everything = latest(events, 10)
+    assert [record["uid"] for record in everything] == [
+        f"u{m}" for m in range(9, -1, -1)
+    ]
+    assert everything[-1]["message"] == "Container image pulled"
+    assert len(events._inflated) == 3
+
+    # A record marked deleted while inflated is served with its new state.
+    events.begin_list()
+    events.finish_list()
+    assert all(record["deleted"] for record in latest(events, 10))
