@@ -6,25 +6,25 @@ one record. A flat sorted list makes each move a memmove of up to the whole
 store; a list of sorted chunks, each a few hundred entries, keeps a move to a
 bisect over chunk maxima plus a bisect and a short memmove inside one chunk.
 
-Entries are tuples ``(last_seen_us, resource_version, namespace, name, record)``.
-The first four fields are unique per record, so tuple comparison never reaches
-the record itself.
+Entries are tuples that start ``(last_seen_us, resource_version, namespace,
+name)``, as ``collector.record.Record`` does. Those four fields are unique per
+entry, so tuple comparison never reaches the fields after them.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-Entry = tuple[int, int, str, str, Any]
+Entry = TypeVar("Entry", bound=tuple[Any, ...])
 
 # Chunks split at twice this size. A few hundred keeps both the per-chunk
 # memmove and the list of chunk maxima short for stores of 10^4..10^6 records.
 CHUNK_SIZE = 512
 
 
-class OrderIndex:
+class OrderIndex(Generic[Entry]):
     """A sorted multiset of entries with O(sqrt n) insert and remove."""
 
     def __init__(self) -> None:

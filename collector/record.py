@@ -21,7 +21,7 @@ import datetime
 import functools
 import sys
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -60,58 +60,44 @@ _PRESET_DICTIONARY = (
 )
 
 
-class Record:
+class Record(NamedTuple):
     """
     An event as the store keeps it: sort and filter fields plus its JSON.
 
+    The record is its own entry in the order index: the first four fields are
+    the order (last seen, then resourceVersion, then namespace and name) and,
+    since namespace and name are unique in the store, tuple comparison never
+    reaches the rest. One tuple a record, and no separate index entry, saves
+    80 B of each.
+
     ``packed`` is the record's JSON object, deflated; ``json()`` gives it back
-    ready for the wire. The other fields are the few that the order index and
-    the filters read, kept outside the JSON so that a query never inflates it.
+    ready for the wire. The other fields are the few that the filters read, kept
+    outside the JSON so that a query never inflates it.
     """
 
-    __slots__ = (
-        "namespace",
-        "name",
-        "type",
-        "reason",
-        "kind",
-        "object_name",
-        "last_seen_us",
-        "resource_version",
-        "deleted",
-        "listed",
-        "packed",
-    )
-
+    last_seen_us: int
+    resource_version: int
     namespace: str
     name: str
     type: str
     reason: str
     kind: str
     object_name: str
-    last_seen_us: int
-    resource_version: int
     deleted: bool
-    listed: int
     packed: bytes
-
-    def sort_key(self) -> tuple[int, int, str, str]:
-        """Order by last seen, then resourceVersion, then namespace and name."""
-        return (self.last_seen_us, self.resource_version, self.namespace, self.name)
 
     def json(self) -> bytes:
         """Return the record's JSON object."""
         inflater = zlib.decompressobj(_WINDOW_BITS, zdict=_PRESET_DICTIONARY)
         return inflater.decompress(self.packed)
 
-    def mark_deleted(self) -> None:
-        """Mark the record as gone from the cluster, keeping every other value."""
+    def as_deleted(self) -> Record:
+        """Return the record marked gone from the cluster, every other value kept."""
         if self.deleted:
-            return
+            return self
         fields = orjson.loads(self.json())
         fields["deleted"] = True
-        self.packed = pack(orjson.dumps(fields))
-        self.deleted = True
+        return self._replace(deleted=True, packed=pack(orjson.dumps(fields)))
 
 
 def build_record(obj: dict[str, Any], *, deleted: bool = False) -> tuple[Record, bytes]:
@@ -188,22 +174,22 @@ def build_record(obj: dict[str, Any], *, deleted: bool = False) -> tuple[Record,
         "deleted": deleted,
     }
 
-    record = Record()
-    record.namespace = namespace
-    record.name = name
-    record.type = event_type
-    record.reason = reason
-    record.kind = kind
-    record.object_name = object_name
-    record.last_seen_us = last_seen_us
-    record.resource_version = parse_resource_version(resource_version)
-    record.deleted = deleted
-    record.listed = 0
     # NB: orjson returns its output in a buffer of at least a few KiB; kept as is,
     # each record held about 4 KiB (measured: 196 MiB of RSS for 22 MiB of JSON).
     # The copy the store may keep is made to size, at the cost of one memcpy.
     document = bytes(memoryview(orjson.dumps(fields)))
-    record.packed = pack(document)
+    record = Record(
+        last_seen_us=last_seen_us,
+        resource_version=parse_resource_version(resource_version),
+        namespace=namespace,
+        name=name,
+        type=event_type,
+        reason=reason,
+        kind=kind,
+        object_name=object_name,
+        deleted=deleted,
+        packed=pack(document),
+    )
     return record, document
 
 

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from collector.index import Entry, OrderIndex
+from collector.index import OrderIndex
 from collector.record import Record, build_record, parse_resource_version
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Records whose JSON stays inflated: a few pages of the web app's latest(100),
 # and what arrived since; about 1 KiB each.
 INFLATED_RECORDS = 2000
+
+Key = tuple[str, str]
 
 
 class EventStore:
@@ -43,57 +45,58 @@ class EventStore:
         self.synced = False
         self.deleted_count = 0
         self.evicted_count = 0
-        # Each value is the record's index entry, whose last item is the record:
-        # one dict serves lookups and finds the entry to move in the index.
-        self._entries: dict[tuple[str, str], Entry] = {}
-        self._index = OrderIndex()
-        self._generation = 0
-        self._inflated: OrderedDict[Record, bytes] = OrderedDict()
+        self._records: dict[Key, Record] = {}
+        self._index: OrderIndex[Record] = OrderIndex()
+        self._inflated: OrderedDict[Key, bytes] = OrderedDict()
+        # The keys a list in progress has returned; None between lists.
+        self._listed: set[Key] | None = None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._records)
 
     def apply(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
         """
         Insert or update the record of one Event object.
 
         An object older than the record (a lower resourceVersion) is ignored,
-        and one at the same resourceVersion only refreshes the list mark, so a
-        relist of an unchanged cluster re-serialises nothing.
+        and one at the same resourceVersion only counts as listed, so a relist
+        of an unchanged cluster re-serialises nothing.
         """
         metadata = obj["metadata"]
         key = (metadata.get("namespace") or "", metadata["name"])
-        old_entry = self._entries.get(key)
-        old: Record | None = old_entry[4] if old_entry is not None else None
+        if self._listed is not None:
+            self._listed.add(key)
+        old = self._records.get(key)
         if old is not None:
             version = parse_resource_version(metadata.get("resourceVersion"))
             if version and version < old.resource_version:
                 return
             if version == old.resource_version and deleted == old.deleted:
-                old.listed = self._generation
                 return
 
         record, document = build_record(obj, deleted=deleted)
-        record.listed = self._generation
         self._put(key, record, old)
-        self._remember(record, document)
+        # A new record older than all others may have been evicted at once.
+        if key in self._records:
+            self._remember(key, document)
 
     def begin_list(self) -> None:
         """Start a (re)list: records not seen before ``finish_list`` are gone."""
-        self._generation += 1
+        self._listed = set()
         self.synced = False
 
     def finish_list(self) -> int:
         """Mark records missing from the finished list as deleted; return how many."""
+        listed = self._listed or set()
+        self._listed = None
         missing = [
-            entry[4]
-            for entry in self._entries.values()
-            if entry[4].listed != self._generation and not entry[4].deleted
+            (key, record)
+            for key, record in self._records.items()
+            if not record.deleted and key not in listed
         ]
-        for record in missing:
-            self._inflated.pop(record, None)
-            record.mark_deleted()
-        self.deleted_count += len(missing)
+        for key, record in missing:
+            self._inflated.pop(key, None)
+            self._put(key, record.as_deleted(), record)
 
         self.synced = True
         self.prune()
@@ -116,16 +119,15 @@ class EventStore:
             return docs
 
         if not (namespace or type or reason or kind or name or since_us is not None):
-            for entry in self._index.newest():
-                docs.append(self._json(entry[4]))
+            for record in self._index.newest():
+                docs.append(self._json(record))
                 if len(docs) == limit:
                     break
             return docs
 
         # A filtered query walks from the top and stops at ``since``; a rare
         # match may walk the whole store, which is still one pass, no sort.
-        for entry in self._index.newest():
-            record: Record = entry[4]
+        for record in self._index.newest():
             if since_us is not None and record.last_seen_us < since_us:
                 break
             if (
@@ -145,21 +147,20 @@ class EventStore:
         """Drop deleted records past retention, then the oldest over the cap."""
         cutoff_us = int(((now or time.time()) - self.retention_seconds) * 1e6)
         victims: list[Record] = []
-        for entry in self._index.oldest():
-            record: Record = entry[4]
+        for record in self._index.oldest():
             if record.last_seen_us >= cutoff_us:
                 break
             if record.deleted:
                 victims.append(record)
 
-        excess = len(self._entries) - len(victims) - self.max_records
+        excess = len(self._records) - len(victims) - self.max_records
         if excess > 0:
             chosen = {id(record) for record in victims}
-            for entry in self._index.oldest():
+            for record in self._index.oldest():
                 if excess <= 0:
                     break
-                if id(entry[4]) not in chosen:
-                    victims.append(entry[4])
+                if id(record) not in chosen:
+                    victims.append(record)
                     excess -= 1
 
         for record in victims:
@@ -170,37 +171,36 @@ class EventStore:
         return len(victims)
 
     def _json(self, record: Record) -> bytes:
-        document = self._inflated.get(record)
+        key = (record.namespace, record.name)
+        document = self._inflated.get(key)
         if document is None:
             document = record.json()
-            self._remember(record, document)
+            self._remember(key, document)
         else:
-            self._inflated.move_to_end(record)
+            self._inflated.move_to_end(key)
         return document
 
-    def _remember(self, record: Record, document: bytes) -> None:
-        self._inflated[record] = document
+    def _remember(self, key: Key, document: bytes) -> None:
+        self._inflated[key] = document
+        self._inflated.move_to_end(key)
         if len(self._inflated) > INFLATED_RECORDS:
             self._inflated.popitem(last=False)
 
-    def _put(self, key: tuple[str, str], record: Record, old: Record | None) -> None:
+    def _put(self, key: Key, record: Record, old: Record | None) -> None:
         if old is not None:
-            self._index.remove(self._entries[key])
-            self._inflated.pop(old, None)
+            self._index.remove(old)
             self.deleted_count -= old.deleted
         self.deleted_count += record.deleted
+        self._records[key] = record
+        self._index.add(record)
 
-        entry = (*record.sort_key(), record)
-        self._entries[key] = entry
-        self._index.add(entry)
-
-        if old is None and len(self._entries) > self.max_records:
-            oldest = next(self._index.oldest())[4]
+        if old is None and len(self._records) > self.max_records:
+            oldest = next(self._index.oldest())
             self._drop((oldest.namespace, oldest.name))
             self.evicted_count += 1
 
-    def _drop(self, key: tuple[str, str]) -> None:
-        entry = self._entries.pop(key)
-        self._index.remove(entry)
-        self._inflated.pop(entry[4], None)
-        self.deleted_count -= entry[4].deleted
+    def _drop(self, key: Key) -> None:
+        record = self._records.pop(key)
+        self._index.remove(record)
+        self._inflated.pop(key, None)
+        self.deleted_count -= record.deleted

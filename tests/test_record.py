@@ -83,8 +83,10 @@ def test_deleted_flag_is_part_of_the_record():
     assert orjson.loads(record.json())["deleted"] is True
 
     live, before = build_record(core_event("d"))
-    live.mark_deleted()
-    after = orjson.loads(live.json())
+    gone = live.as_deleted()
+    assert gone.deleted is True
+    assert live.deleted is False
+    after = orjson.loads(gone.json())
     assert after["deleted"] is True
     assert after == {**orjson.loads(before), "deleted": True}
 
