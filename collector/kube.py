@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import aiohttp
 import orjson
+import yaml
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
@@ -46,6 +48,7 @@ async def connect(
     Embedded certificates (kubeadm's admin.conf) are written to temporary files
     by kubernetes-asyncio; the caller closes the client.
     """
+    where = kubeconfig or "the in-cluster service account"
     try:
         if kubeconfig:
             return await k8s_config.new_client_from_config(
@@ -56,11 +59,45 @@ async def connect(
             client_configuration=configuration
         )
         return k8s_client.ApiClient(configuration)
-    except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
-        where = kubeconfig or "the in-cluster service account"
-        raise ConfigError(
-            f"cannot load cluster credentials from {where}: {exc}"
-        ) from exc
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, KeyError) as exc:
+        error: Exception = exc
+        problem = _kubeconfig_file_problem(kubeconfig) or str(exc)
+    except (TypeError, AttributeError) as exc:
+        # kubernetes-asyncio indexes into whatever the YAML held; a missing or
+        # misshapen section surfaces as a bare TypeError.
+        error = exc
+        problem = _kubeconfig_file_problem(kubeconfig) or (
+            "a cluster, user or context is missing or misshapen "
+            f"({type(exc).__name__}: {exc})"
+        )
+    raise ConfigError(
+        f"cannot load cluster credentials from {where}: {problem}"
+    ) from error
+
+
+def _kubeconfig_file_problem(path: str | None) -> str | None:
+    """
+    Say what is wrong with a kubeconfig file that could not be loaded, if it is
+    the file itself: kubernetes-asyncio reads a missing file as an empty config
+    and reports "Expected key current-context", which misleads.
+    """
+    if not path:
+        return None
+    if os.path.isdir(path):
+        return (
+            "it is a directory (a container runtime mounts an empty directory "
+            "where the file to mount does not exist)"
+        )
+    try:
+        with open(path, "rb") as file:
+            content = yaml.safe_load(file)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except yaml.YAMLError as exc:
+        return "the file is not YAML: " + " ".join(str(exc).split())
+    if not isinstance(content, dict):
+        return "the file holds no kubeconfig (no YAML mapping)"
+    return None
 
 
 class EventsApi:
