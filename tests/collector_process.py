@@ -341,9 +341,18 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 
 def start_collector(
-    api_thread: ApiThread, *, workdir: Path, socket_path: str, args: Sequence[str] = ()
+    api_thread: ApiThread,
+    *,
+    workdir: Path,
+    socket_path: str,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> tuple[CollectorProcess, datetime.datetime]:
-    """Serve the sample script and start a collector on it; wait until ready."""
+    """
+    Serve the sample script and start a collector on it; wait until ready.
+
+    ``env`` adds to the test's cleaned environment.
+    """
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     api = api_thread.serve(sample_script(now))
     kubeconfig = api.write_kubeconfig(workdir / "kubeconfig")
@@ -352,7 +361,7 @@ def start_collector(
         socket_path=socket_path,
         log_path=workdir / "collector.log",
         extra_args=args,
-        env=clean_environment(),
+        env=clean_environment(**(env or {})),
     )
     process.start()
     try:

@@ -67,10 +67,12 @@ def short_dir():
 @pytest.fixture(scope="module")
 def collector(api_thread, tmp_path_factory):
     socket_dir = tempfile.mkdtemp(prefix="ec-")
+    # Without docstrings (python -OO), as the image runs the collector.
     process, _ = start_collector(
         api_thread,
         workdir=tmp_path_factory.mktemp("collector"),
         socket_path=os.path.join(socket_dir, "events.sock"),
+        env={"PYTHONOPTIMIZE": "2"},
     )
     yield process
     process.kill()

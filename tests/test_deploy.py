@@ -260,6 +260,17 @@ def test_dockerfile_installs_the_collector_extra_as_setup_does():
     assert "-e '.[collector," in setup
 
 
+def test_image_and_setup_compile_for_the_optimize_level_the_image_runs_at():
+    instructions = dockerfile_instructions(REPO / "Dockerfile")
+    env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    setup = (REPO / "scripts" / "setup").read_text()
+
+    assert "PYTHONOPTIMIZE=2" in env.split()
+    assert "-m compileall -o 2" in runs
+    assert "-m compileall -o 2" in setup
+
+
 def test_collector_image_starts_the_collector():
     entrypoints = [
         rest
