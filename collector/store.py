@@ -75,9 +75,7 @@ class EventStore:
                 return
 
         record, document = build_record(obj, deleted=deleted)
-        self._put(key, record, old)
-        # A new record older than all others may have been evicted at once.
-        if key in self._records:
+        if self._put(key, record, old):
             self._remember(key, document)
 
     def begin_list(self) -> None:
@@ -186,7 +184,8 @@ class EventStore:
         if len(self._inflated) > INFLATED_RECORDS:
             self._inflated.popitem(last=False)
 
-    def _put(self, key: Key, record: Record, old: Record | None) -> None:
+    def _put(self, key: Key, record: Record, old: Record | None) -> bool:
+        """Store ``record`` in place of ``old``; return False if it was evicted at once."""
         if old is not None:
             self._index.remove(old)
             self.deleted_count -= old.deleted
@@ -195,9 +194,12 @@ class EventStore:
         self._index.add(record)
 
         if old is None and len(self._records) > self.max_records:
+            # A new record older than all the others is itself the one to go.
             oldest = next(self._index.oldest())
             self._drop((oldest.namespace, oldest.name))
             self.evicted_count += 1
+            return oldest is not record
+        return True
 
     def _drop(self, key: Key) -> None:
         record = self._records.pop(key)
