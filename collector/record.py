@@ -82,9 +82,16 @@ class Record(NamedTuple):
     type: str
     reason: str
     kind: str
-    object_name: str
+    distinct_object_name: str | None
+    """The involved object's name; None where it is ``name`` up to its last dot."""
     deleted: bool
     packed: bytes
+
+    def object_name(self) -> str:
+        """Return the name of the object the event is about."""
+        if self.distinct_object_name is None:
+            return self.name.rpartition(".")[0]
+        return self.distinct_object_name
 
     def json(self) -> bytes:
         """Return the record's JSON object."""
@@ -186,7 +193,11 @@ def build_record(obj: dict[str, Any], *, deleted: bool = False) -> tuple[Record,
         type=event_type,
         reason=reason,
         kind=kind,
-        object_name=object_name,
+        # Most events are named "<object name>.<hex>" by their recorder; then the
+        # object's name is not kept twice (about 70 B a record).
+        distinct_object_name=(
+            None if name.rpartition(".")[0] == object_name else object_name
+        ),
         deleted=deleted,
         packed=pack(document),
     )
@@ -215,7 +226,7 @@ def parse_resource_version(value: str) -> int:
         return 0
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=4096)
 def parse_time(value: str) -> int:
     """
     Return an RFC 3339 time as microseconds since the epoch.

@@ -29,9 +29,9 @@ from collector.record import Record, build_record, parse_resource_version
 
 logger = logging.getLogger(__name__)
 
-# Records whose JSON stays inflated: a few pages of the web app's latest(100),
-# and what arrived since; about 1 KiB each.
-INFLATED_RECORDS = 2000
+# Records whose JSON stays inflated: the web app's latest(100) several times
+# over, and what arrived since; about 1 KiB each.
+INFLATED_RECORDS = 1000
 
 Key = tuple[str, str]
 
@@ -133,7 +133,7 @@ class EventStore:
                 or (type and record.type != type)
                 or (reason and record.reason != reason)
                 or (kind and record.kind != kind)
-                or (name and record.object_name != name)
+                or (name and record.object_name() != name)
             ):
                 continue
             docs.append(self._json(record))

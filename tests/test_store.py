@@ -207,3 +207,43 @@ def test_records_past_the_inflated_cache_are_served_whole(monkeypatch):
     events.begin_list()
     events.finish_list()
     assert all(record["deleted"] for record in latest(events, 10))
+
+
+@pytest.mark.parametrize(
+    ("event_name", "object_name"),
+    [
+        pytest.param("web-1.17a8b9c0d1e2f3a4", "web-1", id="recorder-name"),
+        pytest.param(
+            "node-a.pool.internal.17a8b9c0", "node-a.pool.internal", id="dots"
+        ),
+        pytest.param("3f2a9c1e-random", "web-1", id="random-name"),
+        pytest.param("web-1.17a8b9c0", "web-1.17a8b9c0", id="same-as-event"),
+        pytest.param("web-1", "", id="no-object-name"),
+    ],
+)
+def test_the_name_filter_matches_the_involved_object_however_the_event_is_named(
+    event_name, object_name
+):
+    events = store()
+    events.apply(
+        core_event(
+            "e1",
+            name=event_name,
+            involved={"kind": "Pod", "namespace": "team-a", "name": object_name},
+        )
+    )
+    events.apply(
+        core_event(
+            "e2",
+            name="web-10.17a8b9c0",
+            rv="101",
+            involved={"kind": "Pod", "namespace": "team-a", "name": "web-10"},
+        )
+    )
+
+    [record] = [r for r in latest(events) if r["uid"] == "e1"]
+    assert record["object"]["name"] == object_name
+    if object_name:
+        assert [r["uid"] for r in latest(events, name=object_name)] == ["e1"]
+    assert [r["uid"] for r in latest(events, name="web")] == []
+    assert [r["uid"] for r in latest(events, name="web-10")] == ["e2"]
