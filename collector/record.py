@@ -9,8 +9,8 @@ a null "last seen" or a year-1 date, and the order is the same for both.
 
 The record's JSON is serialised once, here, at ingest, and kept deflated: most
 of an event's JSON is field names and values that every event repeats, so raw
-deflate with a preset dictionary of them keeps a third of the bytes (measured
-on the benchmark's event mix: 918 B of JSON in 272 B). The store keeps the
+deflate with a preset dictionary of them keeps under a third of the bytes
+(measured on the benchmark's event mix: 918 B of JSON in 254 B). The store keeps the
 inflated JSON of the records readers ask for most, so serving ``latest`` for the
 newest events still only joins prepared bytes.
 """
