@@ -369,7 +369,7 @@ def _method_lines(results: dict[str, Any]) -> list[str]:
         "`store.apply/s` is the store alone on pre-parsed objects; "
         "`parse+apply/s` adds orjson.",
         "",
-        "Reproduce (about 20 minutes on two cores for the default sizes "
+        "Reproduce (10 to 20 minutes on two cores for the default sizes "
         "500, 10k, 50k and 100k; the phases of each step are timed in "
         "results.json):",
         "",
