@@ -7,11 +7,7 @@ FROM python:3.12-slim
 ARG COLLECTOR_UID=10001
 ARG COLLECTOR_GID=10001
 
-# PYTHONOPTIMIZE=2 (python -OO) leaves out docstrings: kubernetes-asyncio's
-# generated models, which the collector imports but never uses, then cost 25 MiB
-# of RSS instead of 38 MiB.
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONOPTIMIZE=2 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -34,6 +30,11 @@ COPY collector ./collector
 RUN pip install '.[collector]' && rm -rf /src \
     && python -m compileall -o 2 -q -j 0 \
         "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+
+# PYTHONOPTIMIZE=2 (python -OO) leaves out docstrings: kubernetes-asyncio's
+# generated models, which the collector imports but never uses, then cost 25 MiB
+# of RSS instead of 38 MiB. Set after the install, so pip runs as usual.
+ENV PYTHONOPTIMIZE=2
 
 WORKDIR /
 USER ${COLLECTOR_UID}:${COLLECTOR_GID}
