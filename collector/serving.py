@@ -148,6 +148,7 @@ class EventServer:
         finally:
             self._connections.pop(task, None)
             await _close(writer)
+            _drop_traceback(reader)
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -294,6 +295,17 @@ def _is_served(path: str) -> bool:
     finally:
         probe.close()
     return True
+
+
+def _drop_traceback(reader: asyncio.StreamReader) -> None:
+    # NB: a client that hangs up before reading its answer leaves the failed
+    # write's exception in the reader, and that exception's traceback holds the
+    # frames that hold the unsent answer (up to megabytes) and the reader itself.
+    # Only the cyclic GC frees such a cycle, and large bytes never prompt a
+    # collection: memory grew by the answer size for every such client.
+    error = reader.exception()
+    if error is not None:
+        error.__traceback__ = None
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -419,6 +420,38 @@ async def test_fifty_clients_at_once_each_get_twenty_correct_answers(serve):
     assert problems == []
     assert server.requests == 50 * 20
     assert server.rejected_connections == 0
+
+
+def hang_up_without_reading(path: str, request: bytes) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(path)
+        client.sendall(request * 3)
+
+
+async def test_clients_that_hang_up_unread_leave_nothing_for_the_gc(serve):
+    # Each such client used to leave its unsent answer in a reference cycle that
+    # only the cyclic GC frees: with GC off, nothing of theirs may be left over.
+    server = await serve()
+    request = json.dumps({"op": "latest", "limit": EVENT_COUNT}).encode() + b"\n"
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            await asyncio.to_thread(
+                hang_up_without_reading, server.socket_path, request
+            )
+        async with connected(server.socket_path) as conn:
+            assert (await conn.ask({"op": "ping"}))["pong"] is True
+        await wait_until(lambda: server.connections == 0)
+
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [thing for thing in gc.garbage if isinstance(thing, BaseException)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
 
 
 async def test_pipelined_requests_are_answered_in_order(serve):
