@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
+import re
 import socket
 import stat
 from collections.abc import Callable
@@ -29,7 +31,6 @@ from client.protocol import (
     ErrorCode,
 )
 from collector.errors import ConfigError
-from collector.record import parse_time
 from collector.store import EventStore
 
 logger = logging.getLogger(__name__)
@@ -262,11 +263,55 @@ def _parse_since(since: object) -> int:
     if not isinstance(since, str):
         raise BadRequest(ErrorCode.BAD_ARGUMENT, "since must be an RFC 3339 string")
     try:
-        return parse_time(since)
+        return parse_rfc3339(since)
     except ValueError:
+        shown = since if len(since) <= 64 else since[:64] + "..."
         raise BadRequest(
-            ErrorCode.BAD_ARGUMENT, f"since is not an RFC 3339 time: {since!r}"
+            ErrorCode.BAD_ARGUMENT,
+            f"since is not an RFC 3339 time such as 2026-05-01T10:00:00Z: {shown!r}",
         ) from None
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+# RFC 3339's date-time: a full date, "T", a full time with optional fraction,
+# and "Z" or a numeric offset; both letters may be lower case (its section 5.6).
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))"
+)
+
+
+def parse_rfc3339(value: str) -> int:
+    """
+    Return an RFC 3339 date-time as microseconds since the epoch.
+
+    Stricter than ``datetime.fromisoformat``, which also takes dates alone,
+    week dates and times without an offset, and bounded, since a client sends
+    it: the fraction is at most nine digits (nanoseconds) and kept to six. A leap
+    second (:60) counts as the last microsecond of its minute.
+
+    Raises ``ValueError`` for anything else.
+    """
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 date-time: {value!r}")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, sign, offset_hours, offset_minutes = match.groups()[6:]
+
+    microsecond = int((fraction or "0").ljust(6, "0")[:6])
+    if second == 60:
+        second, microsecond = 59, 999_999
+    offset = datetime.timedelta(
+        hours=int(offset_hours or 0), minutes=int(offset_minutes or 0)
+    )
+    zone = datetime.timezone(-offset if sign == "-" else offset)
+    moment = datetime.datetime(
+        year, month, day, hour, minute, second, microsecond, zone
+    )
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _prepare_socket_path(path: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import gc
 import json
 import logging
@@ -256,6 +257,14 @@ async def test_the_largest_limit_is_accepted(serve):
         pytest.param("2026-13-01T00:00:00Z", id="month-13"),
         pytest.param("", id="empty"),
         pytest.param(1777629600, id="epoch-number"),
+        pytest.param("2026-05-01", id="date-only"),
+        pytest.param("2026-W18-5", id="week-date"),
+        pytest.param("2026-05-01T10:00:00", id="no-offset"),
+        pytest.param("2026-05-01T10:00:00+01", id="offset-hours-only"),
+        pytest.param("2026-05-01T10:00:00,5Z", id="comma-fraction"),
+        pytest.param("20260501T100000Z", id="basic-format"),
+        pytest.param("2026-05-01T10:00:00." + "1" * 60000 + "Z", id="huge-fraction"),
+        pytest.param("2026-05-01T10:00:00+24:00", id="offset-24h"),
     ],
 )
 async def test_since_that_is_not_rfc3339_is_a_bad_argument(serve, since):
@@ -264,6 +273,40 @@ async def test_since_that_is_not_rfc3339_is_a_bad_argument(serve, since):
         answer = await conn.ask({"op": "latest", "since": since})
         assert error_code(answer) == "bad_argument"
         assert "since" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("since", "instant"),
+    [
+        pytest.param("2026-05-01T10:00:00Z", "2026-05-01T10:00:00+00:00", id="utc"),
+        pytest.param(
+            "2026-05-01t10:00:00z", "2026-05-01T10:00:00+00:00", id="lower-case"
+        ),
+        pytest.param(
+            "2026-05-01T12:00:00+02:00", "2026-05-01T10:00:00+00:00", id="offset"
+        ),
+        pytest.param(
+            "2026-05-01T09:30:00-00:30", "2026-05-01T10:00:00+00:00", id="minus"
+        ),
+        pytest.param(
+            "2026-05-01T10:00:00.123456789Z",
+            "2026-05-01T10:00:00.123456+00:00",
+            id="ns",
+        ),
+        pytest.param(
+            "2026-05-01T10:00:00.5Z", "2026-05-01T10:00:00.5+00:00", id="tenths"
+        ),
+        pytest.param(
+            "2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999+00:00", id="leap-second"
+        ),
+    ],
+)
+def test_since_takes_every_rfc3339_form(since, instant):
+    moment = datetime.datetime.fromisoformat(instant)
+    expected = (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // (
+        datetime.timedelta(microseconds=1)
+    )
+    assert collector.serving.parse_rfc3339(since) == expected
 
 
 async def test_a_filter_that_is_not_a_string_is_a_bad_argument(serve):
