@@ -92,18 +92,29 @@ class EventServer:
 
     async def start(self) -> None:
         """Bind the socket (replacing a stale one) and start accepting."""
-        _prepare_socket_path(self.socket_path)
-
-        # The umask makes the socket 0660 from its first instant, not after a chmod.
-        old_umask = os.umask(0o117)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._accept, path=self.socket_path, limit=MAX_REQUEST_BYTES
+            _prepare_socket_path(self.socket_path)
+
+            # The umask makes the socket 0660 from its first instant, not after a
+            # chmod.
+            old_umask = os.umask(0o117)
+            try:
+                self._server = await asyncio.start_unix_server(
+                    self._accept, path=self.socket_path, limit=MAX_REQUEST_BYTES
+                )
+            finally:
+                os.umask(old_umask)
+            os.chmod(self.socket_path, 0o660)
+            self._socket_inode = os.stat(self.socket_path).st_ino
+        except OSError as exc:
+            where = (
+                f" ({exc.filename})"
+                if exc.filename not in (None, self.socket_path)
+                else ""
             )
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.socket_path, 0o660)
-        self._socket_inode = os.stat(self.socket_path).st_ino
+            raise ConfigError(
+                f"cannot serve on {self.socket_path}: {exc.strerror or exc}{where}"
+            ) from exc
 
     async def close(self) -> None:
         """Stop accepting, let requests in flight finish briefly, then cut the rest."""

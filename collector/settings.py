@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from client.protocol import DEFAULT_SOCKET_PATH
 
 MIN_WATCH_TIMEOUT_SECONDS = 5
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+# sun_path holds 108 bytes on Linux, the terminating NUL included.
+MAX_SOCKET_PATH_BYTES = 107
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -66,6 +70,19 @@ def parse_settings(
     args = parser.parse_args(argv)
     if args.max_events < 1 or args.max_connections < 1 or args.page_size < 1:
         parser.error("--max-events, --max-connections and --page-size must be positive")
+    # argparse checks choices on the command line only, not on the defaults
+    # that come from the environment twins.
+    if args.log_level not in LOG_LEVELS:
+        parser.error(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    if args.log_format not in LOG_FORMATS:
+        parser.error(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+    if not args.socket:
+        parser.error("--socket must not be empty")
+    if len(os.fsencode(args.socket)) > MAX_SOCKET_PATH_BYTES:
+        parser.error(
+            f"--socket is {len(os.fsencode(args.socket))} bytes long; a Unix socket "
+            f"path holds at most {MAX_SOCKET_PATH_BYTES}"
+        )
     if args.watch_timeout < MIN_WATCH_TIMEOUT_SECONDS:
         # Shorter watches end before the stale-close detection can tell a normal
         # end from a refusal, and every one would count as a refusal.
@@ -189,22 +206,15 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=twin("log-level", "info"),
-        choices=[
-            "debug",
-            "info",
-            "warning",
-            "error",
-            "DEBUG",
-            "INFO",
-            "WARNING",
-            "ERROR",
-        ],
+        type=str.lower,
+        choices=LOG_LEVELS,
         help="debug shows every watch reconnect; never one line per event above it",
     )
     parser.add_argument(
         "--log-format",
         default=twin("log-format", "text"),
-        choices=["text", "json"],
+        type=str.lower,
+        choices=LOG_FORMATS,
         help="json writes one object per line for log shippers",
     )
     return parser

@@ -580,6 +580,21 @@ async def test_a_live_socket_of_another_server_makes_start_fail(serve, store):
         assert await conn.ask(PING) == {"ok": True, "pong": True}
 
 
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        pytest.param("/proc/no-such-process/events.sock", "No such file", id="no-dir"),
+        pytest.param("/dev/null/events.sock", "(/dev/null)", id="file-as-dir"),
+    ],
+)
+async def test_a_socket_path_that_cannot_be_served_is_a_config_error(
+    serve, path, problem
+):
+    with pytest.raises(ConfigError, match=f"cannot serve on {path}") as raised:
+        await serve(path=path)
+    assert problem in str(raised.value)
+
+
 async def test_close_removes_the_socket(serve):
     server = await serve()
     assert stat.S_ISSOCK(os.stat(server.socket_path).st_mode)

@@ -39,6 +39,8 @@ def test_environment_twins_apply_and_flags_win():
         pytest.param(["--log-level", "loud"], id="bad-level"),
         pytest.param(["--watch-timeout", "0"], id="zero-watch-timeout"),
         pytest.param(["--watch-timeout", "4"], id="watch-timeout-below-stale-close"),
+        pytest.param(["--socket", ""], id="empty-socket"),
+        pytest.param(["--socket", "/tmp/" + "s" * 103 + ".sock"], id="socket-too-long"),
     ],
 )
 def test_bad_values_exit_with_usage_code_2(argv, capsys):
@@ -46,6 +48,30 @@ def test_bad_values_exit_with_usage_code_2(argv, capsys):
         parse_settings(argv, {})
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "flag"),
+    [
+        pytest.param(
+            {"EVENT_COLLECTOR_LOG_LEVEL": "verbose"}, "--log-level", id="level"
+        ),
+        pytest.param(
+            {"EVENT_COLLECTOR_LOG_FORMAT": "xml"}, "--log-format", id="format"
+        ),
+    ],
+)
+def test_a_bad_choice_from_the_environment_exits_2_too(env, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings([], env)
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_log_level_and_format_take_any_case():
+    env = {"EVENT_COLLECTOR_LOG_LEVEL": "Warning", "EVENT_COLLECTOR_LOG_FORMAT": "JSON"}
+    settings = parse_settings([], env)
+    assert (settings.log_level, settings.log_format) == ("WARNING", "json")
 
 
 @pytest.mark.parametrize(
