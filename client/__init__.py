@@ -46,6 +46,8 @@ __all__ = [
 
 DEFAULT_CONNECT_TIMEOUT = 0.5
 DEFAULT_TIMEOUT = 3.0
+# The socket layer cannot wait longer than this; no call should come near it.
+MAX_TIMEOUT = 86400.0
 
 # A reply of MAX_LIMIT events with long messages fits easily; a reply past this
 # is a runaway, and buffering it would hurt the web process more than failing.
@@ -132,8 +134,8 @@ class Client:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.socket_path = socket_path or default_socket_path()
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        self.timeout = _check_seconds("timeout", timeout)
+        self.connect_timeout = _check_seconds("connect_timeout", connect_timeout)
         self.max_response_bytes = max_response_bytes
         self._state = _State.UNOPENED
         self._sock: socket.socket | None = None
@@ -181,9 +183,14 @@ class Client:
 
         response = self.request(request)
         events = response.get("events")
-        if not isinstance(events, list):
-            raise ProtocolError("a latest answer without an events list")
-        return EventList(events, synced=bool(response.get("synced")))
+        if not isinstance(events, list) or not all(
+            isinstance(event, dict) for event in events
+        ):
+            raise ProtocolError("a latest answer without a list of event records")
+        synced = response.get("synced")
+        if not isinstance(synced, bool):
+            raise ProtocolError("a latest answer without its synced flag")
+        return EventList(events, synced=synced)
 
     def stats(self) -> dict[str, Any]:
         """Return the collector's counters: records, sync state, relists, errors."""
@@ -226,15 +233,21 @@ class Client:
         except ValueError as exc:
             self._drop()
             raise ProtocolError(f"the answer is not JSON: {exc}") from exc
-        if not isinstance(response, dict) or "ok" not in response:
+        if not isinstance(response, dict) or not isinstance(response.get("ok"), bool):
             self._drop()
             raise ProtocolError("the answer is not a response object")
         if not response["ok"]:
-            error = response.get("error") or {}
-            code = str(error.get("code"))
-            if code in _CLOSING_CODES:
+            error = response.get("error")
+            if not (
+                isinstance(error, dict)
+                and isinstance(error.get("code"), str)
+                and isinstance(error.get("message"), str)
+            ):
                 self._drop()
-            raise RequestError(code, str(error.get("message")))
+                raise ProtocolError("an error answer without an error code and message")
+            if error["code"] in _CLOSING_CODES:
+                self._drop()
+            raise RequestError(error["code"], error["message"])
         return response
 
     def _exchange(self, payload: bytes) -> bytes:
@@ -328,9 +341,23 @@ def latest(
         return collector.latest(limit, **filters)
 
 
+def _check_seconds(name: str, value: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= MAX_TIMEOUT
+    ):
+        raise ValueError(
+            f"{name} must be a number of seconds, over 0 and at most {MAX_TIMEOUT:.0f}"
+        )
+    return float(value)
+
+
 def _format_since(since: datetime.datetime | str | None) -> str | None:
     if since is None or isinstance(since, str):
         return since
+    if not isinstance(since, datetime.datetime):
+        raise TypeError("since must be an aware datetime or an RFC 3339 string")
     if since.tzinfo is None:
         raise ValueError("since must be an aware datetime (or an RFC 3339 string)")
     return since.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -17,8 +17,8 @@ import re
 import sys
 from collections.abc import Sequence
 
-from client import DEFAULT_TIMEOUT, Client, EventRecord
-from client.errors import CollectorError
+from client import DEFAULT_TIMEOUT, MAX_TIMEOUT, Client, EventRecord
+from client.errors import CollectorError, ProtocolError
 from client.protocol import (
     DEFAULT_LIMIT,
     DEFAULT_SOCKET_PATH,
@@ -91,7 +91,11 @@ def run_latest(collector: Client, args: argparse.Namespace) -> int:
         print(json.dumps(events, indent=2, ensure_ascii=False))
     elif events:
         now = datetime.datetime.now(datetime.timezone.utc)
-        print("\n".join(render_table(events, wide=args.wide, now=now)))
+        try:
+            lines = render_table(events, wide=args.wide, now=now)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ProtocolError(f"a record the table cannot show: {exc!r}") from exc
+        print("\n".join(lines))
     else:
         print("No events found.", file=sys.stderr)
     return EXIT_OK
@@ -211,8 +215,10 @@ def _limit(value: str) -> int:
 
 def _seconds(value: str) -> float:
     number = float(value) if value.replace(".", "", 1).isdigit() else 0.0
-    if not 0 < number < float("inf"):
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    if not 0 < number <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 seconds and at most {MAX_TIMEOUT:.0f}"
+        )
     return number
 
 

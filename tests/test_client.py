@@ -242,6 +242,48 @@ def test_an_answer_that_is_not_the_protocol_raises_protocol_error(short_dir, rep
             collector_client.stats()
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(b'{"ok": false, "error": "boom"}\n', id="error-a-string"),
+        pytest.param(b'{"ok": false}\n', id="error-missing"),
+        pytest.param(b'{"ok": false, "error": {"code": 7}}\n', id="code-not-a-string"),
+        pytest.param(b'{"ok": "false", "events": []}\n', id="ok-a-string"),
+        pytest.param(
+            b'{"ok": true, "synced": true, "events": [1, "x"]}\n', id="not-records"
+        ),
+        pytest.param(b'{"ok": true, "events": []}\n', id="no-synced-flag"),
+    ],
+)
+def test_a_malformed_latest_answer_raises_protocol_error(short_dir, reply):
+    path = str(short_dir / "garbage.sock")
+    with answering(path, reply), Client(path, timeout=2) as collector_client:
+        with pytest.raises(ProtocolError):
+            collector_client.latest(5)
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        pytest.param(0, id="zero"),
+        pytest.param(-1, id="negative"),
+        pytest.param(1e12, id="past-what-sockets-take"),
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(None, id="none"),
+        pytest.param(True, id="bool"),
+    ],
+)
+def test_a_timeout_that_is_not_a_sane_number_of_seconds_is_refused_at_once(timeout):
+    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+        Client("/nonexistent.sock", timeout=timeout)
+
+
+@pytest.mark.parametrize("since", [1700000000, b"2026-05-01T10:00:00Z", object()])
+def test_since_of_another_type_is_a_type_error(short_dir, since):
+    with pytest.raises(TypeError, match="since must be"):
+        client.latest(5, socket_path=str(short_dir / "none.sock"), since=since)
+
+
 def test_a_refused_request_raises_request_error_with_its_code(collector):
     with Client(collector.socket_path) as collector_client:
         with pytest.raises(RequestError) as refused:

@@ -270,6 +270,7 @@ def test_a_collector_that_never_answers_exits_1_after_the_timeout():
         pytest.param(["latest", "ten"], id="limit-not-a-number"),
         pytest.param(["latest", "--since", "yesterday"], id="since-not-rfc3339"),
         pytest.param(["ping", "--timeout", "0"], id="timeout-zero"),
+        pytest.param(["ping", "--timeout", "10000000000"], id="timeout-past-sockets"),
         pytest.param(["stats", "--wide"], id="flag-of-another-command"),
     ],
 )
