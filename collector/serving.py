@@ -82,7 +82,9 @@ class EventServer:
         self.rejected_connections = 0
         self._server: asyncio.Server | None = None
         # Each connection's task, with its reader so shutdown can end an idle read.
-        self._connections: dict[asyncio.Task[None], asyncio.StreamReader] = {}
+        self._connections: dict[
+            asyncio.Task[None], tuple[asyncio.StreamReader, asyncio.StreamWriter]
+        ] = {}
         self._socket_inode = 0
 
     @property
@@ -126,11 +128,19 @@ class EventServer:
             # An end of input lets every connection answer what it has already
             # received and then finish; only a client that will not take its
             # answers is still there when the grace period ends.
-            for reader in self._connections.values():
+            for reader, _ in self._connections.values():
                 reader.feed_eof()
             _, pending = await asyncio.wait(
                 set(self._connections), timeout=SHUTDOWN_GRACE_SECONDS
             )
+            # NB: cancelling a connection's task makes asyncio log the
+            # CancelledError of its done-callback as an error. Aborting the
+            # transport ends the task the way a client hanging up does.
+            for task in pending:
+                if task in self._connections:
+                    self._connections[task][1].transport.abort()
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -152,7 +162,7 @@ class EventServer:
             await _close(writer)
             return
 
-        self._connections[task] = reader
+        self._connections[task] = (reader, writer)
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:

@@ -595,6 +595,29 @@ async def test_a_socket_path_that_cannot_be_served_is_a_config_error(
     assert problem in str(raised.value)
 
 
+async def test_closing_with_a_client_that_does_not_read_logs_no_error(serve, caplog):
+    server = await serve()
+    request = json.dumps({"op": "latest", "limit": EVENT_COUNT}).encode() + b"\n"
+    hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hog.connect(server.socket_path)
+    hog.setblocking(False)
+    try:
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(500):
+                hog.send(request)
+        await wait_until(lambda: server.connections == 1)
+
+        with caplog.at_level(logging.DEBUG):
+            await server.close()
+            await asyncio.sleep(0.1)
+    finally:
+        hog.close()
+
+    assert server.connections == 0
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == [], [record.getMessage() for record in errors]
+
+
 async def test_close_removes_the_socket(serve):
     server = await serve()
     assert stat.S_ISSOCK(os.stat(server.socket_path).st_mode)
