@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import stat
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,8 @@ SHUTDOWN_GRACE_SECONDS = 2.0
 # or half-sent connections cannot hold the --max-connections slots for ever.
 # Clients that keep a connection reconnect on their next call.
 IDLE_TIMEOUT_SECONDS = 300.0
+# A burst of refused clients is one warning, not one a client.
+REFUSAL_LOG_INTERVAL_SECONDS = 10.0
 
 _PONG = b'{"ok":true,"pong":true}\n'
 
@@ -80,6 +83,8 @@ class EventServer:
         self.max_connections = max_connections
         self.requests = 0
         self.rejected_connections = 0
+        self._refusals_logged = 0
+        self._refusal_logged_at = -REFUSAL_LOG_INTERVAL_SECONDS
         self._server: asyncio.Server | None = None
         # Each connection's task, with its reader so shutdown can end an idle read.
         self._connections: dict[
@@ -154,9 +159,7 @@ class EventServer:
         assert task is not None
         if len(self._connections) >= self.max_connections:
             self.rejected_connections += 1
-            logger.warning(
-                "Refused a client: %d connections already.", self.max_connections
-            )
+            self._log_refusals()
             message = f"the collector serves at most {self.max_connections} clients"
             writer.write(error_line(ErrorCode.TOO_MANY_CONNECTIONS, message))
             await _close(writer)
@@ -171,6 +174,21 @@ class EventServer:
             self._connections.pop(task, None)
             await _close(writer)
             _drop_traceback(reader)
+
+    def _log_refusals(self) -> None:
+        now = time.monotonic()
+        if now - self._refusal_logged_at < REFUSAL_LOG_INTERVAL_SECONDS:
+            return
+        logger.warning(
+            "Refused %d client(s): %d connections already (logged at most every "
+            "%.0f s; %d refused since start).",
+            self.rejected_connections - self._refusals_logged,
+            self.max_connections,
+            REFUSAL_LOG_INTERVAL_SECONDS,
+            self.rejected_connections,
+        )
+        self._refusals_logged = self.rejected_connections
+        self._refusal_logged_at = now
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -455,6 +455,23 @@ def ask_from_many_threads(path: str, *, clients: int, requests: int) -> list[str
     return problems
 
 
+async def test_a_burst_of_refused_clients_is_one_warning(serve, caplog):
+    caplog.set_level(logging.WARNING, logger="collector.serving")
+    server = await serve(max_connections=1)
+    async with connected(server.socket_path) as admitted:
+        assert await admitted.ask(PING) == {"ok": True, "pong": True}
+        for _ in range(20):
+            async with connected(server.socket_path) as extra:
+                assert error_code(await extra.answer()) == "too_many_connections"
+
+    assert server.rejected_connections == 20
+    refusals = [r.getMessage() for r in caplog.records if "Refused" in r.getMessage()]
+    assert refusals == [
+        "Refused 1 client(s): 1 connections already (logged at most every 10 s; "
+        "1 refused since start)."
+    ]
+
+
 async def test_fifty_clients_at_once_each_get_twenty_correct_answers(serve):
     server = await serve(max_connections=64)
     problems = await asyncio.to_thread(
