@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+from types import FrameType
 
 import orjson
 
-from collector.app import run
 from collector.errors import ConfigError
 from collector.settings import Settings, parse_settings
 
@@ -64,9 +65,16 @@ def configure_logging(settings: Settings) -> None:
 
 def main() -> int:
     """Parse the settings, run until a signal, and return the exit code."""
+    # Until the event loop takes the signals over, a SIGTERM or SIGINT (docker
+    # stop right after start) must still mean "stop", exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_while_starting)
     settings = parse_settings()
     configure_logging(settings)
     try:
+        # Imported here, after the handlers: kubernetes-asyncio takes a second.
+        from collector.app import run
+
         asyncio.run(run(settings))
     except ConfigError as exc:
         logger.error("%s", exc)
@@ -75,6 +83,10 @@ def main() -> int:
         logger.exception("The collector crashed.")
         return EXIT_CRASHED
     return EXIT_OK
+
+
+def _stop_while_starting(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 if __name__ == "__main__":
