@@ -25,6 +25,7 @@ from client.protocol import (
     LATEST_FILTERS,
     MAX_LIMIT,
     SOCKET_PATH_ENV,
+    parse_rfc3339,
 )
 
 EXIT_OK = 0
@@ -41,9 +42,6 @@ WIDE_COLUMNS = [
 ]
 _COLUMN_GAP = "   "  # kubectl's tabwriter pads columns with three spaces
 
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 _EPILOG = f"""\
@@ -135,8 +133,9 @@ def render_table(
 
 def human_age(since: str, *, now: datetime.datetime) -> str:
     """Return the age of an RFC 3339 time the way kubectl shows it."""
-    moment = parse_rfc3339(since)
-    if moment is None:
+    try:
+        moment = parse_rfc3339(since)
+    except ValueError:
         return "<unknown>"
     seconds = int((now - moment).total_seconds())
     if seconds < -1:
@@ -164,22 +163,6 @@ def human_duration(seconds: int) -> str:
     if hours < 24 * 365 * 8:
         return _pair(days // 365, "y", days % 365, "d")
     return f"{days // 365}y"
-
-
-def parse_rfc3339(value: str) -> datetime.datetime | None:
-    """Return an aware datetime for an RFC 3339 time, or None if it is not one."""
-    match = _RFC3339.match(value.strip())
-    if match is None:
-        return None
-    day, clock, fraction, offset = match.groups()
-
-    # Python 3.10's fromisoformat takes neither "Z" nor fractions of any length.
-    micros = f".{(fraction or '')[:6].ljust(6, '0')}"
-    zone = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        return datetime.datetime.fromisoformat(f"{day}T{clock}{micros}{zone}")
-    except ValueError:
-        return None
 
 
 def _row(event: EventRecord, *, wide: bool, now: datetime.datetime) -> list[str]:
@@ -223,12 +206,12 @@ def _seconds(value: str) -> float:
 
 
 def _since(value: str) -> datetime.datetime:
-    moment = parse_rfc3339(value)
-    if moment is None:
+    try:
+        return parse_rfc3339(value.strip())
+    except ValueError:
         raise argparse.ArgumentTypeError(
             "not an RFC 3339 time like 2026-05-01T10:00:00Z"
-        )
-    return moment
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -226,6 +226,11 @@ def parse_resource_version(value: str) -> int:
         return 0
 
 
+def epoch_microseconds(moment: datetime.datetime) -> int:
+    """Return an aware datetime as microseconds since the epoch."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_time(value: str) -> int:
     """
@@ -237,7 +242,7 @@ def parse_time(value: str) -> int:
     moment = datetime.datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
-    return (moment - _EPOCH) // _MICROSECOND
+    return epoch_microseconds(moment)
 
 
 def _first_time(*candidates: object) -> tuple[str, int]:

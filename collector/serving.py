@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import os
-import re
 import socket
 import stat
 import time
@@ -30,8 +28,10 @@ from client.protocol import (
     MAX_LIMIT,
     MAX_REQUEST_BYTES,
     ErrorCode,
+    parse_rfc3339,
 )
 from collector.errors import ConfigError
+from collector.record import epoch_microseconds
 from collector.store import EventStore
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class EventServer:
         self._refusals_logged = 0
         self._refusal_logged_at = -REFUSAL_LOG_INTERVAL_SECONDS
         self._server: asyncio.Server | None = None
-        # Each connection's task, with its reader so shutdown can end an idle read.
+        # Each connection's task, with its reader and writer: shutdown ends an
+        # idle read through the one and a client that does not read through the other.
         self._connections: dict[
             asyncio.Task[None], tuple[asyncio.StreamReader, asyncio.StreamWriter]
         ] = {}
@@ -302,55 +303,13 @@ def _parse_since(since: object) -> int:
     if not isinstance(since, str):
         raise BadRequest(ErrorCode.BAD_ARGUMENT, "since must be an RFC 3339 string")
     try:
-        return parse_rfc3339(since)
+        return epoch_microseconds(parse_rfc3339(since))
     except ValueError:
         shown = since if len(since) <= 64 else since[:64] + "..."
         raise BadRequest(
             ErrorCode.BAD_ARGUMENT,
             f"since is not an RFC 3339 time such as 2026-05-01T10:00:00Z: {shown!r}",
         ) from None
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_MICROSECOND = datetime.timedelta(microseconds=1)
-
-
-# RFC 3339's date-time: a full date, "T", a full time with optional fraction,
-# and "Z" or a numeric offset; both letters may be lower case (its section 5.6).
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))"
-)
-
-
-def parse_rfc3339(value: str) -> int:
-    """
-    Return an RFC 3339 date-time as microseconds since the epoch.
-
-    Stricter than ``datetime.fromisoformat``, which also takes dates alone,
-    week dates and times without an offset, and bounded, since a client sends
-    it: the fraction is at most nine digits (nanoseconds) and kept to six. A leap
-    second (:60) counts as the last microsecond of its minute.
-
-    Raises ``ValueError`` for anything else.
-    """
-    match = _RFC3339.fullmatch(value)
-    if match is None:
-        raise ValueError(f"not an RFC 3339 date-time: {value!r}")
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    fraction, sign, offset_hours, offset_minutes = match.groups()[6:]
-
-    microsecond = int((fraction or "0").ljust(6, "0")[:6])
-    if second == 60:
-        second, microsecond = 59, 999_999
-    offset = datetime.timedelta(
-        hours=int(offset_hours or 0), minutes=int(offset_minutes or 0)
-    )
-    zone = datetime.timezone(-offset if sign == "-" else offset)
-    moment = datetime.datetime(
-        year, month, day, hour, minute, second, microsecond, zone
-    )
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _prepare_socket_path(path: str) -> None:

@@ -27,8 +27,8 @@ from client.__main__ import (
     WIDE_COLUMNS,
     human_age,
     human_duration,
-    parse_rfc3339,
 )
+from client.protocol import parse_rfc3339
 from tests.collector_process import (
     REPO_ROOT,
     SAMPLE_NEWEST_FIRST,
@@ -366,4 +366,5 @@ def test_odd_times_get_kubectls_placeholders(value, shown):
     ["2026-05-01", "yesterday", "2026-05-01T25:00:00Z", "2026-05-01T10:00:00"],
 )
 def test_parse_rfc3339_refuses_what_is_not_rfc3339(value):
-    assert parse_rfc3339(value) is None
+    with pytest.raises(ValueError, match="not an RFC 3339 date-time"):
+        parse_rfc3339(value)
