@@ -227,39 +227,35 @@ def answering(path: str, reply: bytes):
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "call"),
     [
-        pytest.param(b"hello there\n", id="not-json"),
-        pytest.param(b"[1, 2]\n", id="array"),
-        pytest.param(b'{"pong": true}\n', id="no-ok"),
-        pytest.param(b'{"ok": true, "stats": [1]}\n', id="wrong-shape"),
-    ],
-)
-def test_an_answer_that_is_not_the_protocol_raises_protocol_error(short_dir, reply):
-    path = str(short_dir / "garbage.sock")
-    with answering(path, reply), Client(path, timeout=2) as collector_client:
-        with pytest.raises(ProtocolError):
-            collector_client.stats()
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        pytest.param(b'{"ok": false, "error": "boom"}\n', id="error-a-string"),
-        pytest.param(b'{"ok": false}\n', id="error-missing"),
-        pytest.param(b'{"ok": false, "error": {"code": 7}}\n', id="code-not-a-string"),
-        pytest.param(b'{"ok": "false", "events": []}\n', id="ok-a-string"),
+        pytest.param(b"hello there\n", "stats", id="not-json"),
+        pytest.param(b"[1, 2]\n", "stats", id="array"),
+        pytest.param(b'{"pong": true}\n', "stats", id="no-ok"),
+        pytest.param(b'{"ok": true, "stats": [1]}\n', "stats", id="wrong-shape"),
         pytest.param(
-            b'{"ok": true, "synced": true, "events": [1, "x"]}\n', id="not-records"
+            b'{"ok": false, "error": "boom"}\n', "latest", id="error-a-string"
         ),
-        pytest.param(b'{"ok": true, "events": []}\n', id="no-synced-flag"),
+        pytest.param(b'{"ok": false}\n', "latest", id="error-missing"),
+        pytest.param(
+            b'{"ok": false, "error": {"code": 7}}\n', "latest", id="code-not-a-string"
+        ),
+        pytest.param(b'{"ok": "false", "events": []}\n', "latest", id="ok-a-string"),
+        pytest.param(
+            b'{"ok": true, "synced": true, "events": [1, "x"]}\n',
+            "latest",
+            id="not-records",
+        ),
+        pytest.param(b'{"ok": true, "events": []}\n', "latest", id="no-synced-flag"),
     ],
 )
-def test_a_malformed_latest_answer_raises_protocol_error(short_dir, reply):
+def test_an_answer_that_is_not_the_protocol_raises_protocol_error(
+    short_dir, reply, call
+):
     path = str(short_dir / "garbage.sock")
     with answering(path, reply), Client(path, timeout=2) as collector_client:
         with pytest.raises(ProtocolError):
-            collector_client.latest(5)
+            getattr(collector_client, call)()
 
 
 @pytest.mark.parametrize(
